@@ -1,0 +1,104 @@
+"""Exceptions raised while delivering hits to Matomo.
+
+Every error that the delivery engine handles is a `DeliveryError`. Errors of the
+HTTP client (httpx) are translated into this hierarchy in one place,
+`translate_httpx_errors`, so the rest of the package never catches httpx types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+__all__ = [
+    "DeliveryError",
+    "DeliveryTimeout",
+    "HTTPStatusError",
+    "InvalidResponseError",
+    "MatomoError",
+    "RedirectError",
+    "TransportError",
+    "translate_httpx_errors",
+]
+
+
+class MatomoError(Exception):
+    """Base class of the exceptions defined by asgi_matomo."""
+
+
+class DeliveryError(MatomoError):
+    """A bulk tracking request to Matomo failed."""
+
+
+class TransportError(DeliveryError):
+    """No HTTP response arrived: connection refused or reset, DNS or TLS failure, bad protocol."""
+
+
+class DeliveryTimeout(TransportError):
+    """Connecting, sending the request or reading the response took longer than its timeout."""
+
+
+class HTTPStatusError(DeliveryError):
+    """Matomo responded with an HTTP status other than 2xx.
+
+    `retry_after` is the delay in seconds that the `Retry-After` header
+    requests, or None when the response has no valid `Retry-After`. `tracked`
+    and `invalid` are the counts of a JSON error response (Matomo's bulk handler
+    sends them with a 500), or None when the body has none.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        retry_after: float | None = None,
+        tracked: int | None = None,
+        invalid: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.tracked = tracked
+        self.invalid = invalid
+
+
+class RedirectError(HTTPStatusError):
+    """Matomo responded with a 3xx redirect, which is a configuration error.
+
+    Redirects are not followed: a redirected POST may be replayed as a GET
+    without its body (301, 302, 303), or carry the token to another host.
+    `location` is the URL the server redirected to, or None if it sent none.
+    """
+
+    def __init__(self, message: str, *, status_code: int, location: str | None) -> None:
+        super().__init__(message, status_code=status_code)
+        self.location = location
+
+
+class InvalidResponseError(DeliveryError):
+    """A 2xx response that does not confirm the hits of a bulk request.
+
+    Examples: a body that is not JSON, `"status": "error"`, or no hit counted as
+    tracked or invalid. `retryable` is False when retrying could store some hits
+    twice, because Matomo confirmed part of the batch.
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@contextmanager
+def translate_httpx_errors() -> Iterator[None]:
+    """Raise httpx request errors raised inside the block as `TransportError`."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise DeliveryTimeout(f"request to Matomo timed out ({type(exc).__name__})") from exc
+    except httpx.RequestError as exc:
+        # ConnectError, ReadError, RemoteProtocolError, ProxyError, DecodingError, ...
+        detail = str(exc) or "no detail"
+        raise TransportError(f"request to Matomo failed ({type(exc).__name__}: {detail})") from exc

@@ -1,0 +1,94 @@
+"""Rate-limited logging for failures that repeat, such as an unreachable Matomo.
+
+An outage can fail thousands of requests a minute; logging each of them would
+flood the application's log. `ThrottledLog` writes the first message of each kind
+at once and then at most one line per kind per interval, carrying the number of
+messages it suppressed since the previous line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+__all__ = ["REDACTED", "ThrottledLog"]
+
+# Text that replaces every secret (the Matomo token) in a logged line.
+REDACTED = "[redacted]"
+
+
+class ThrottledLog:
+    """Log at most one line per kind of message per `interval` seconds.
+
+    `kind` names a kind of failure ("queue_full", "retry", ...). A message
+    whose kind was logged less than `interval` seconds ago is counted instead of
+    logged, and the next line of that kind ends with the count. An `interval`
+    of 0 logs every message. Each string in `secrets` is replaced by `REDACTED` in
+    every line, so a token never reaches the log even when an error message
+    from elsewhere repeats it.
+    """
+
+    __slots__ = ("_clock", "_interval", "_last_logged", "_logger", "_secrets", "_suppressed")
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        interval: float,
+        *,
+        secrets: Iterable[str | None] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if interval < 0:
+            raise ValueError(f"interval must be >= 0 seconds, got {interval!r}")
+        self._logger = logger
+        self._interval = interval
+        self._clock = clock
+        self._secrets = tuple(secret for secret in secrets if secret)
+        self._last_logged: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The logger that receives the lines."""
+        return self._logger
+
+    def log(self, level: int, kind: str, msg: str, *args: object) -> bool:
+        """Log `msg % args` unless a line of `kind` was logged within the interval.
+
+        Return True when a line was written (or would have been, had `level`
+        been enabled) and False when the message was suppressed and counted.
+        """
+        now = self._clock()
+        last = self._last_logged.get(kind)
+        if last is not None and now - last < self._interval:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return False
+
+        suppressed = self._suppressed.pop(kind, 0)
+        self._last_logged[kind] = now
+        if not self._logger.isEnabledFor(level):
+            return True
+
+        text = msg % args if args else msg
+        if suppressed:
+            elapsed = now - last if last is not None else 0.0
+            noun = "message" if suppressed == 1 else "messages"
+            text = f"{text} ({suppressed} similar {noun} suppressed in the last {elapsed:.0f} s)"
+        self._logger.log(level, "%s", self.redact(text))
+        return True
+
+    def redact(self, text: str) -> str:
+        """Return `text` with every secret replaced by `REDACTED`."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def suppressed(self, kind: str) -> int:
+        """Return how many messages of `kind` were suppressed since its last line."""
+        return self._suppressed.get(kind, 0)
+
+    def reset(self) -> None:
+        """Forget every kind, so that the next message of each kind is logged at once."""
+        self._last_logged.clear()
+        self._suppressed.clear()
