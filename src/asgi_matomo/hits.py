@@ -1,0 +1,243 @@
+"""Build the Matomo tracking hit of one HTTP request.
+
+Everything here is pure: no I/O and no awaiting, so a hit costs a few
+microseconds on the request path. Every value of a hit is a str or an int.
+
+The parameters come in three layers, each overriding the one before:
+
+1. the defaults measured from the request (``url``, ``action_name``, ``ua``,
+   ``lang``, ``urlref``, ``pf_srv``, ``cdt``, ``cvar``, ``cip``, ...);
+2. the ``route_details`` configured for the request's path;
+3. the per-request overrides the application stores in
+   ``scope["state"]["asgi_matomo"]``, read after the application returned.
+
+A value of None in layer 2 or 3 removes that parameter from the hit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from random import getrandbits
+
+from . import cvars, urls
+from .options import Options
+from .params import (
+    MAX_ACTION_NAME_LENGTH,
+    MAX_LANGUAGE_LENGTH,
+    MAX_USER_AGENT_LENGTH,
+    PERFORMANCE_PARAMETERS,
+    measured_milliseconds,
+    to_milliseconds,
+    to_parameter,
+)
+from .privacy import anonymize_ip, has_privacy_signal, strip_identifying_parameters
+from .trackers import STATE_KEY
+from .types import Hit, Scope
+from .visitor import IdResult, call_user_id, call_visitor_id
+
+logger = logging.getLogger("asgi_matomo.hits")
+
+_HOST = b"host"
+_USER_AGENT = b"user-agent"
+_ACCEPT_LANGUAGE = b"accept-language"
+_REFERER = b"referer"
+
+
+def build_hit(
+    scope: Scope,
+    options: Options,
+    *,
+    status: int,
+    duration_ms: float,
+    started_at: float,
+) -> Hit | None:
+    """Return the hit of a finished HTTP request, or None when it must not be tracked.
+
+    ``status`` is the response status (500 when the application failed before
+    starting the response), ``duration_ms`` the time the application took in
+    milliseconds, and ``started_at`` the UNIX time at which the request began.
+
+    Raises TypeError when the per-request overrides are not a mapping.
+    """
+    headers = scope["headers"]
+    if options.privacy_signals != "ignore":
+        signalled = has_privacy_signal(headers)
+        if signalled and options.privacy_signals == "skip":
+            return None
+    else:
+        signalled = False
+
+    host = user_agent = language = referer = None
+    for name, value in headers:
+        if name == _HOST:
+            host = value.decode("latin-1")
+        elif name == _USER_AGENT:
+            user_agent = value.decode("latin-1")
+        elif name == _ACCEPT_LANGUAGE:
+            language = value.decode("latin-1")
+        elif name == _REFERER:
+            referer = value.decode("latin-1")
+
+    # Forwarding headers count only when the peer is a trusted proxy.
+    forwarded = options.trusted_proxies.resolve(scope.get("client"), headers)
+    seen_scheme: str = forwarded.scheme or scope.get("scheme", "http")
+    scheme = "https" if options.assume_https else seen_scheme
+    host = forwarded.host or host
+    if host:
+        authority = urls.strip_default_port(host, scheme, seen_scheme)
+    else:
+        authority = urls.server_authority(scope, scheme)
+    redactor = options.redact_query_params
+    url = urls.build_url(
+        scheme,
+        authority,
+        urls.encoded_path(scope),
+        redactor.redact_query(urls.decode_query(scope.get("query_string", b""))),
+    )
+
+    hit = options.base_hit.copy()
+    hit["rand"] = getrandbits(31)
+    hit["cdt"] = int(started_at)
+    hit["url"] = url
+    hit["action_name"] = urls.full_path(scope)[:MAX_ACTION_NAME_LENGTH]
+    hit["pf_srv"] = measured_milliseconds(duration_ms)
+    if user_agent:
+        hit["ua"] = user_agent[:MAX_USER_AGENT_LENGTH]
+    if language:
+        hit["lang"] = language[:MAX_LANGUAGE_LENGTH]
+    if referer:
+        hit["urlref"] = urls.truncate_encoded(redactor.redact_url(referer), urls.MAX_URL_LENGTH)
+    if options.access_token is not None and forwarded.ip is not None:
+        # Matomo rejects cip without a valid token_auth.
+        address: str | None = forwarded.ip
+        if options.anonymize_ip:
+            address = anonymize_ip(forwarded.ip, options.anonymize_ip)
+        if address is not None:
+            hit["cip"] = address
+    _add_ids(hit, scope, headers, options)
+
+    details = options.route_details.get(urls.route_path(scope))
+    if details is not None:
+        hit.update(details.parameters)
+        for name in details.removed:
+            hit.pop(name, None)
+
+    method: str = scope["method"]
+    overrides = _read_overrides(scope)
+    if overrides:
+        apply_overrides(hit, overrides, options, status=status, method=method)
+    if "cvar" not in hit and (overrides is None or "cvar" not in overrides):
+        hit["cvar"] = cvars.default_cvar(status, method, options.cvar_slots)
+    if signalled:
+        # privacy_signals="strip": the visit is counted but not tied to a person.
+        strip_identifying_parameters(hit)
+    return hit
+
+
+def _add_ids(hit: Hit, scope: Scope, headers: list[tuple[bytes, bytes]], options: Options) -> None:
+    """Set ``_id`` from the app's callable or Matomo's tracker cookie, and ``uid``."""
+    visitor = call_visitor_id(options.visitor_id, scope)
+    if visitor.error is not None:
+        _log_id_error(options, "visitor_id", visitor)
+    visitor_id = visitor.value
+    if visitor_id is None and options.tracker_cookie is not None:
+        visitor_id = options.tracker_cookie.visitor_id(headers)
+    if visitor_id is not None:
+        hit["_id"] = visitor_id
+
+    user = call_user_id(options.user_id, scope)
+    if user.error is not None:
+        _log_id_error(options, "user_id", user)
+    if user.value is not None:
+        hit["uid"] = user.value
+
+
+def _log_id_error(options: Options, kind: str, result: IdResult) -> None:
+    # The error text never contains the returned value, which may be personal data.
+    details = "" if result.exception is None else f": {result.exception}"
+    options.failure_log.log(logging.WARNING, kind, "No %s sent: %s%s", kind, result.error, details)
+
+
+def _read_overrides(scope: Scope) -> Mapping[str, object] | None:
+    state = scope.get("state")
+    if not state:
+        return None
+    overrides = state.get(STATE_KEY)
+    if overrides is None:
+        return None
+    if not isinstance(overrides, Mapping):
+        raise TypeError(
+            f'scope["state"]["{STATE_KEY}"] must be a dict of tracking parameters, '
+            f"got {type(overrides).__name__}"
+        )
+    return overrides
+
+
+def apply_overrides(
+    hit: Hit,
+    overrides: Mapping[str, object],
+    options: Options,
+    *,
+    status: int,
+    method: str,
+) -> None:
+    """Write the application's per-request parameters into ``hit``.
+
+    None removes a parameter. ``cvar`` and ``_cvar`` given as ``{name: value}``
+    become Matomo's indexed form, and ``cvar`` gets the request's status and
+    method in the slots left. Performance timings become integer milliseconds,
+    and an invalid timing is ignored so that the measured ``pf_srv`` stays.
+    Other dicts and lists are sent as JSON strings (``ec_items``, ``uadata``).
+    """
+    for name, value in overrides.items():
+        if value is None:
+            hit.pop(name, None)
+        elif name == "cvar" or name == "_cvar":
+            encoded = _encode_cvar(
+                name, value, options, status=status if name == "cvar" else None, method=method
+            )
+            if encoded is not None:
+                hit[name] = encoded
+        elif name in PERFORMANCE_PARAMETERS:
+            milliseconds = to_milliseconds(value)
+            if milliseconds is not None:
+                hit[name] = milliseconds
+        else:
+            hit[name] = to_parameter(name, value)
+
+
+def _encode_cvar(
+    name: str,
+    value: object,
+    options: Options,
+    *,
+    status: int | None,
+    method: str,
+) -> str | None:
+    if isinstance(value, str):
+        # Already JSON, written by the application itself.
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"{name} must be a dict of custom variables or a JSON string, "
+            f"got {type(value).__name__}"
+        )
+    if cvars.is_indexed(value):
+        return cvars.encode_indexed(value)
+    encoded, dropped = cvars.encode_named(
+        value,
+        options.cvar_slots,
+        status=status,
+        method=method if status is not None else None,
+    )
+    if dropped and "cvar_slots" not in options.logged_notices:
+        options.logged_notices.add("cvar_slots")
+        logger.warning(
+            "Custom variables %s did not fit into the %d slots of cvar_slots and were not "
+            "sent. The application's own variables take the first slots. Raise cvar_slots "
+            "after adding slots in Matomo. This message is logged once.",
+            ", ".join(dropped),
+            options.cvar_slots,
+        )
+    return encoded

@@ -1,0 +1,482 @@
+"""Validate the middleware's arguments once and precompute what every request needs.
+
+``parse_options`` checks every argument at construction and raises ValueError
+or TypeError with a message that names the argument, shows the value and says
+what is accepted. The request path then only looks things up in ``Options``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+
+import httpx
+
+from . import cvars
+from .logs import ThrottledLog
+from .params import PERFORMANCE_PARAMETERS, to_milliseconds, to_parameter
+from .privacy import (
+    PrivacySignalMode,
+    QueryRedactor,
+    parse_anonymize_ip,
+    parse_privacy_signals,
+    parse_redact_query_params,
+)
+from .proxies import DEFAULT_TRUSTED_PROXIES as DEFAULT_TRUSTED_PROXIES
+from .proxies import TrustedProxies, parse_trusted_proxies
+from .stats import DeliveryStats
+from .types import Hit
+from .visitor import IdCallable, TrackerCookie, parse_id_callable
+
+# The methods of RFC 9110 plus PATCH (RFC 5789).
+KNOWN_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+ALL_METHODS = "all-methods"
+
+# Timeout in seconds for reading, writing and waiting for a pooled connection
+# of the client the middleware creates itself.
+DEFAULT_HTTP_TIMEOUT = 5.0
+# Matomo's number of custom variable slots unless its admin added more.
+DEFAULT_CVAR_SLOTS = 5
+
+# Delivery defaults, in seconds, hits or bytes.
+DEFAULT_CONNECT_TIMEOUT = 2.0
+DEFAULT_QUEUE_MAX_HITS = 10_000
+DEFAULT_QUEUE_MAX_BYTES = 16_000_000
+DEFAULT_BATCH_MAX_HITS = 500
+DEFAULT_BATCH_MAX_BYTES = 1_000_000
+DEFAULT_BATCH_MAX_AGE = 1.0
+DEFAULT_RETRY_INITIAL_DELAY = 0.5
+DEFAULT_RETRY_MAX_DELAY = 30.0
+DEFAULT_RETRY_AFTER_MAX = 120.0
+DEFAULT_BREAKER_FAILURES = 5
+DEFAULT_BREAKER_COOLDOWN = 30.0
+DEFAULT_SHUTDOWN_TIMEOUT = 5.0
+DEFAULT_LOG_INTERVAL = 60.0
+
+logger = logging.getLogger("asgi_matomo")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDetails:
+    """Parameters configured for one path: values to set and names to remove."""
+
+    parameters: Hit
+    removed: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Options:
+    """The validated configuration of one middleware."""
+
+    matomo_url: str
+    idsite: int
+    access_token: str | None
+    assume_https: bool
+    client: httpx.AsyncClient | None
+    http_timeout: float
+    exclude_paths: frozenset[str]
+    exclude_patterns: tuple[re.Pattern[str], ...]
+    route_details: Mapping[str, RouteDetails]
+    # None tracks every method except the ignored ones.
+    allowed_methods: frozenset[str] | None
+    ignored_methods: frozenset[str]
+    cvar_slots: int
+
+    connect_timeout: float
+    queue_max_hits: int
+    queue_max_bytes: int
+    batch_max_hits: int
+    batch_max_bytes: int
+    batch_max_age: float
+    retry_initial_delay: float
+    retry_max_delay: float
+    retry_after_max: float
+    breaker_failures: int
+    breaker_cooldown: float
+    shutdown_timeout: float
+    log_interval: float
+
+    stats: DeliveryStats
+
+    trusted_proxies: TrustedProxies
+    anonymize_ip: int
+    visitor_id: IdCallable | None
+    user_id: IdCallable | None
+    # None when use_tracker_cookie is False.
+    tracker_cookie: TrackerCookie | None
+    privacy_signals: PrivacySignalMode
+    redact_query_params: QueryRedactor
+
+    # The parameters every hit starts with: idsite, rec, apiv and send_image.
+    base_hit: Hit
+    # Rate-limited log of failures on the request path, with the token redacted.
+    failure_log: ThrottledLog
+    # Names of one-time log messages already written by this middleware.
+    logged_notices: set[str] = field(default_factory=set, compare=False)
+
+    def tracks(self, method: str, path: str) -> bool:
+        """Tell whether a request with this method and routing path gets a hit."""
+        if method in self.ignored_methods:
+            return False
+        if self.allowed_methods is not None and method not in self.allowed_methods:
+            return False
+        if path in self.exclude_paths:
+            return False
+        return not any(pattern.search(path) for pattern in self.exclude_patterns)
+
+    def __repr__(self) -> str:
+        shown = []
+        for option in fields(self):
+            if option.name in ("base_hit", "failure_log", "logged_notices"):
+                continue
+            value = getattr(self, option.name)
+            if option.name == "access_token" and value is not None:
+                value = "***"
+            shown.append(f"{option.name}={value!r}")
+        return f"Options({', '.join(shown)})"
+
+
+def parse_options(
+    *,
+    matomo_url: str,
+    idsite: int | str,
+    access_token: str | None = None,
+    assume_https: bool = True,
+    client: httpx.AsyncClient | None = None,
+    http_timeout: float | None = DEFAULT_HTTP_TIMEOUT,
+    exclude_paths: Iterable[str] | None = None,
+    exclude_patterns: Iterable[str | re.Pattern[str]] | None = None,
+    route_details: Mapping[str, Mapping[str, object]] | None = None,
+    allowed_methods: Iterable[str] | str = ALL_METHODS,
+    ignored_methods: Iterable[str] | None = None,
+    cvar_slots: int = DEFAULT_CVAR_SLOTS,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    queue_max_hits: int = DEFAULT_QUEUE_MAX_HITS,
+    queue_max_bytes: int = DEFAULT_QUEUE_MAX_BYTES,
+    batch_max_hits: int = DEFAULT_BATCH_MAX_HITS,
+    batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES,
+    batch_max_age: float = DEFAULT_BATCH_MAX_AGE,
+    retry_initial_delay: float = DEFAULT_RETRY_INITIAL_DELAY,
+    retry_max_delay: float = DEFAULT_RETRY_MAX_DELAY,
+    retry_after_max: float = DEFAULT_RETRY_AFTER_MAX,
+    breaker_failures: int = DEFAULT_BREAKER_FAILURES,
+    breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN,
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    log_interval: float = DEFAULT_LOG_INTERVAL,
+    stats: DeliveryStats | None = None,
+    trusted_proxies: str | Iterable[str] = DEFAULT_TRUSTED_PROXIES,
+    anonymize_ip: int = 0,
+    visitor_id: IdCallable | None = None,
+    user_id: IdCallable | None = None,
+    use_tracker_cookie: bool = True,
+    privacy_signals: str = "ignore",
+    redact_query_params: Iterable[str] | None = None,
+) -> Options:
+    """Validate the middleware's keyword arguments and return its ``Options``.
+
+    Raises ValueError or TypeError naming the first invalid argument.
+    """
+    url = _parse_matomo_url(matomo_url)
+    site = _parse_idsite(idsite)
+    token = _parse_access_token(access_token)
+    https = _parse_bool("assume_https", assume_https)
+    own_client = _parse_client(client)
+    timeout = (
+        DEFAULT_HTTP_TIMEOUT
+        if http_timeout is None
+        else _parse_seconds("http_timeout", http_timeout)
+    )
+    paths = _parse_exclude_paths(exclude_paths)
+    patterns = _parse_exclude_patterns(exclude_patterns)
+    slots = _parse_int("cvar_slots", cvar_slots, minimum=1)
+    details = _parse_route_details(route_details, slots)
+    allowed, ignored = _parse_methods(allowed_methods, ignored_methods)
+
+    initial_delay = _parse_seconds("retry_initial_delay", retry_initial_delay)
+    max_delay = _parse_seconds("retry_max_delay", retry_max_delay)
+    if max_delay < initial_delay:
+        raise ValueError(
+            f"retry_max_delay must be at least retry_initial_delay ({initial_delay!r} s), "
+            f"got {retry_max_delay!r}"
+        )
+    interval = _parse_seconds("log_interval", log_interval, allow_zero=True)
+
+    cookie = _parse_bool("use_tracker_cookie", use_tracker_cookie)
+
+    return Options(
+        matomo_url=url,
+        idsite=site,
+        access_token=token,
+        assume_https=https,
+        client=own_client,
+        http_timeout=timeout,
+        exclude_paths=paths,
+        exclude_patterns=patterns,
+        route_details=details,
+        allowed_methods=allowed,
+        ignored_methods=ignored,
+        cvar_slots=slots,
+        connect_timeout=_parse_seconds("connect_timeout", connect_timeout),
+        queue_max_hits=_parse_int("queue_max_hits", queue_max_hits, minimum=1),
+        queue_max_bytes=_parse_int("queue_max_bytes", queue_max_bytes, minimum=1),
+        batch_max_hits=_parse_int("batch_max_hits", batch_max_hits, minimum=1),
+        batch_max_bytes=_parse_int("batch_max_bytes", batch_max_bytes, minimum=1),
+        batch_max_age=_parse_seconds("batch_max_age", batch_max_age),
+        retry_initial_delay=initial_delay,
+        retry_max_delay=max_delay,
+        retry_after_max=_parse_seconds("retry_after_max", retry_after_max, allow_zero=True),
+        breaker_failures=_parse_int("breaker_failures", breaker_failures, minimum=1),
+        breaker_cooldown=_parse_seconds("breaker_cooldown", breaker_cooldown),
+        shutdown_timeout=_parse_seconds("shutdown_timeout", shutdown_timeout, allow_zero=True),
+        log_interval=interval,
+        stats=_parse_stats(stats),
+        trusted_proxies=parse_trusted_proxies(trusted_proxies),
+        anonymize_ip=parse_anonymize_ip(anonymize_ip),
+        visitor_id=parse_id_callable(visitor_id, "visitor_id"),
+        user_id=parse_id_callable(user_id, "user_id"),
+        tracker_cookie=TrackerCookie(site) if cookie else None,
+        privacy_signals=parse_privacy_signals(privacy_signals),
+        redact_query_params=parse_redact_query_params(redact_query_params),
+        base_hit={"idsite": site, "rec": 1, "apiv": 1, "send_image": 0},
+        failure_log=ThrottledLog(logger, interval, secrets=(token,)),
+    )
+
+
+def _parse_matomo_url(value: object) -> str:
+    example = "such as 'https://matomo.example/matomo.php'"
+    if not isinstance(value, str):
+        raise TypeError(
+            f"matomo_url must be a string with an http or https URL {example}, got {value!r}"
+        )
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        raise ValueError(
+            f"matomo_url must be an http or https URL with a host {example}, got {value!r} ({exc})"
+        ) from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(
+            f"matomo_url must be an http or https URL with a host {example}, got {value!r}"
+        )
+    if "token_auth" in url.params:
+        # The value is not shown because it contains the token.
+        raise ValueError(
+            "matomo_url must not contain token_auth: pass the token as access_token, "
+            "which is sent only in the body of the POST request"
+        )
+    return value
+
+
+def _parse_idsite(value: object) -> int:
+    accepted = "a positive integer (an int or a string of digits)"
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"idsite must be {accepted}, got {value!r}")
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()):
+            raise ValueError(f"idsite must be {accepted}, got {value!r}")
+        value = int(value)
+    if value < 1:
+        raise ValueError(f"idsite must be {accepted}, got {value!r}")
+    return value
+
+
+def _parse_access_token(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(
+            f"access_token must be a string (Matomo's token_auth) or None, "
+            f"got {type(value).__name__}"
+        )
+    if not value.strip():
+        raise ValueError(
+            f"access_token must be Matomo's token_auth or None to send no token, got {value!r}"
+        )
+    return value
+
+
+def _parse_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _parse_client(value: object) -> httpx.AsyncClient | None:
+    if value is not None and not isinstance(value, httpx.AsyncClient):
+        raise TypeError(f"client must be an httpx.AsyncClient or None, got {value!r}")
+    return value
+
+
+def _parse_int(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
+    if maximum is None:
+        accepted = f"an integer of at least {minimum}"
+    else:
+        accepted = f"an integer from {minimum} to {maximum}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be {accepted}, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {accepted}, got {value!r}")
+    return value
+
+
+def _parse_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
+    accepted = "a number of seconds of at least 0" if allow_zero else "a number of seconds above 0"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be {accepted}, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {accepted}, got {value!r}")
+    return float(value)
+
+
+def _strings(name: str, value: object, what: str) -> list[str]:
+    """Return the items of an iterable argument, rejecting a lone string."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a list of {what}, got {value!r}")
+    items = list(value)
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"{name} must be a list of {what}, got the item {item!r}")
+    return items
+
+
+def _parse_exclude_paths(value: object) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    paths = _strings("exclude_paths", value, "paths such as '/health'")
+    for path in paths:
+        if not path.startswith("/"):
+            raise ValueError(
+                f"exclude_paths must contain paths starting with '/', such as '/health', "
+                f"got {path!r}"
+            )
+    return frozenset(paths)
+
+
+def _parse_exclude_patterns(value: object) -> tuple[re.Pattern[str], ...]:
+    if value is None:
+        return ()
+    what = "regular expressions (str or re.Pattern)"
+    if isinstance(value, str | bytes | re.Pattern) or not isinstance(value, Iterable):
+        raise TypeError(f"exclude_patterns must be a list of {what}, got {value!r}")
+    patterns = []
+    for item in value:
+        if isinstance(item, re.Pattern):
+            if not isinstance(item.pattern, str):
+                raise TypeError(
+                    f"exclude_patterns must contain str patterns, got the bytes pattern {item!r}"
+                )
+            patterns.append(item)
+        elif isinstance(item, str):
+            try:
+                patterns.append(re.compile(item))
+            except re.error as exc:
+                raise ValueError(
+                    f"exclude_patterns contains an invalid regular expression {item!r} ({exc}); "
+                    f"expected a pattern for re.search on the request path, such as '^/static/'"
+                ) from None
+        else:
+            raise TypeError(f"exclude_patterns must be a list of {what}, got the item {item!r}")
+    return tuple(patterns)
+
+
+def _parse_methods(
+    allowed: object, ignored: object
+) -> tuple[frozenset[str] | None, frozenset[str]]:
+    ignored_set = frozenset() if ignored is None else _method_set("ignored_methods", ignored)
+    if isinstance(allowed, str):
+        if allowed.lower() == ALL_METHODS:
+            return None, ignored_set
+        raise ValueError(
+            f"allowed_methods must be {ALL_METHODS!r} or a list of HTTP methods such as "
+            f"['GET', 'POST'] (accepted: {', '.join(KNOWN_METHODS)}), got {allowed!r}"
+        )
+    return _method_set("allowed_methods", allowed) - ignored_set, ignored_set
+
+
+def _method_set(name: str, value: object) -> frozenset[str]:
+    accepted = ", ".join(KNOWN_METHODS)
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"{name} must be a list of HTTP methods such as ['GET', 'POST'] "
+            f"(accepted: {accepted}), got {value!r}"
+        )
+    methods = set()
+    for item in value:
+        if not isinstance(item, str) or item.upper() not in KNOWN_METHODS:
+            raise ValueError(
+                f"{name} contains an unknown HTTP method {item!r}; accepted: {accepted} "
+                f"(in any case)"
+            )
+        methods.add(item.upper())
+    return frozenset(methods)
+
+
+_ROUTE_VALUE_TYPES = (str, int, float, list, tuple, Mapping)
+
+
+def _parse_route_details(value: object, slots: int) -> Mapping[str, RouteDetails]:
+    if value is None:
+        return {}
+    shape = "a dict of {path: {parameter: value}}"
+    if not isinstance(value, Mapping):
+        raise TypeError(f"route_details must be {shape}, got {value!r}")
+    parsed = {}
+    for path, parameters in value.items():
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(
+                f"route_details keys must be paths starting with '/', such as '/foo', got {path!r}"
+            )
+        if not isinstance(parameters, Mapping):
+            raise TypeError(
+                f"route_details[{path!r}] must be a dict of Matomo parameters, got {parameters!r}"
+            )
+        parsed[path] = _parse_route_parameters(path, parameters, slots)
+    return parsed
+
+
+def _parse_route_parameters(
+    path: str, parameters: Mapping[object, object], slots: int
+) -> RouteDetails:
+    values: Hit = {}
+    removed = []
+    for name, value in parameters.items():
+        where = f"route_details[{path!r}]"
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{where} keys must be Matomo parameter names, got {name!r}")
+        if name == "cvar":
+            raise ValueError(
+                f"{where} must not contain 'cvar': custom variables can only be set "
+                f"during a request, in scope['state']['asgi_matomo']['cvar']"
+            )
+        if value is None:
+            removed.append(name)
+        elif name in PERFORMANCE_PARAMETERS:
+            milliseconds = to_milliseconds(value)
+            if milliseconds is None:
+                raise ValueError(
+                    f"{where}[{name!r}] must be a number of milliseconds, got {value!r}"
+                )
+            values[name] = milliseconds
+        elif not isinstance(value, _ROUTE_VALUE_TYPES):
+            raise TypeError(
+                f"{where}[{name!r}] must be a str, int, float, bool, dict, list or None, "
+                f"got {value!r}"
+            )
+        elif name == "_cvar" and isinstance(value, Mapping) and not cvars.is_indexed(value):
+            values[name], _ = cvars.encode_named(value, slots)
+        else:
+            values[name] = to_parameter(name, value)
+    return RouteDetails(parameters=values, removed=tuple(removed))
+
+
+def _parse_stats(value: object) -> DeliveryStats:
+    if value is None:
+        return DeliveryStats()
+    if not isinstance(value, DeliveryStats):
+        raise TypeError(
+            f"stats must be an asgi_matomo.DeliveryStats or None to create one, got {value!r}"
+        )
+    return value

@@ -1,0 +1,138 @@
+"""Build the tracked URL and the routing path of an ASGI HTTP scope."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, quote_from_bytes
+
+from .types import Scope
+
+# Matomo keeps at most 1,024 characters of a URL (scheme included) and of an
+# action name, and cuts the rest without an error (Matomo 4.12 and 5).
+MAX_URL_LENGTH = 1024
+
+# Characters kept as they are when a decoded path is percent-encoded again:
+# the RFC 3986 sub-delimiters plus ":" and "@", which may appear in a path
+# segment, and "/" between segments. "%" is not among them, so a literal "%"
+# in a decoded path becomes "%25".
+_PATH_SAFE = "/!$&'()*+,;=:@~"
+
+# Characters kept when raw bytes from the request line are escaped. "%" stays
+# so that the client's own escapes survive, and "?" stays because it is
+# allowed inside a query.
+_RAW_PATH_SAFE = "/!$&'()*+,;=:@~%"
+_RAW_QUERY_SAFE = "/!$&'()*+,;=:@~%?"
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def route_path(scope: Scope) -> str:
+    """Return the path the application routes on: the path below ``root_path``.
+
+    Current uvicorn (checked with 0.55) and Starlette's ``Mount`` put
+    ``root_path`` at the start of ``scope["path"]``, while older servers leave
+    it out. Both forms give the same result.
+    """
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if len(path) == len(root_path):
+        return "/"
+    if path[len(root_path)] == "/":
+        return path[len(root_path) :]
+    # "/apiary" below the root path "/api" is not inside it.
+    return path
+
+
+def full_path(scope: Scope) -> str:
+    """Return the decoded path as the client sees it, with ``root_path`` in front."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if not root_path or path.startswith(root_path):
+        return path
+    return root_path + path
+
+
+def encoded_path(scope: Scope) -> str:
+    """Return the percent-encoded path of the request, ``root_path`` included.
+
+    ``raw_path`` holds the bytes the client sent, so its escapes are kept as
+    they were. Bytes outside ASCII are escaped. Without ``raw_path`` the
+    decoded path is encoded again.
+    """
+    raw_path = scope.get("raw_path")
+    root_path: str = scope.get("root_path", "")
+    if isinstance(raw_path, bytes) and raw_path:
+        # Some servers put the query into raw_path; the query is added separately.
+        raw_path = raw_path.partition(b"?")[0]
+        if root_path:
+            root_bytes = quote(root_path, safe=_PATH_SAFE).encode("ascii")
+            if not (raw_path == root_bytes or raw_path.startswith(root_bytes + b"/")):
+                raw_path = root_bytes + raw_path
+        if raw_path.isascii():
+            return raw_path.decode("ascii")
+        return quote_from_bytes(raw_path, safe=_RAW_PATH_SAFE)
+    return quote(full_path(scope), safe=_PATH_SAFE)
+
+
+def decode_query(query_string: bytes) -> str:
+    """Return the query string as text, escaping any bytes outside ASCII.
+
+    The bytes are the ones the client sent, so their percent-escapes are kept.
+    Decoding them to ``str`` here is what keeps a bytes repr such as
+    ``b'a=1'`` out of the tracked URL.
+    """
+    if query_string.isascii():
+        return query_string.decode("ascii")
+    return quote_from_bytes(query_string, safe=_RAW_QUERY_SAFE)
+
+
+def server_authority(scope: Scope, scheme: str) -> str:
+    """Return ``host[:port]`` from ``scope["server"]``, or "localhost" when it is missing.
+
+    The port is left out when it is the default one of ``scheme``. A server
+    listening on a Unix socket reports ``(path, None)``, which carries no host.
+    """
+    server = scope.get("server")
+    if not server or server[1] is None:
+        return "localhost"
+    host, port = server[0], server[1]
+    if ":" in host:
+        host = f"[{host}]"
+    if port == _DEFAULT_PORTS.get(scheme):
+        return str(host)
+    return f"{host}:{port}"
+
+
+def strip_default_port(authority: str, scheme: str, seen_scheme: str) -> str:
+    """Remove a port from ``authority`` when it is the default one of the URL.
+
+    ``scheme`` is the scheme of the tracked URL and ``seen_scheme`` the one the
+    application saw. With ``assume_https`` a request that reached the app over
+    http on port 80 is tracked as https, so port 80 goes as well.
+    """
+    host, colon, port = authority.rpartition(":")
+    if not colon or "]" in port or not port.isdigit():
+        # No port, or the last ":" belongs to an IPv6 address without brackets.
+        return authority
+    number = int(port)
+    if number == _DEFAULT_PORTS.get(scheme) or number == _DEFAULT_PORTS.get(seen_scheme):
+        return host
+    return authority
+
+
+def build_url(scheme: str, authority: str, path: str, query: str) -> str:
+    """Join the parts of the tracked URL and cut it to Matomo's length limit."""
+    url = f"{scheme}://{authority}{path}?{query}" if query else f"{scheme}://{authority}{path}"
+    return truncate_encoded(url, MAX_URL_LENGTH)
+
+
+def truncate_encoded(text: str, limit: int) -> str:
+    """Cut ``text`` to ``limit`` characters without leaving half of a ``%XX`` escape."""
+    if len(text) <= limit:
+        return text
+    text = text[:limit]
+    percent = text.rfind("%", limit - 2)
+    if percent != -1:
+        text = text[:percent]
+    return text

@@ -1,0 +1,709 @@
+"""Tests of the hit built from an ASGI HTTP scope."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from asgi_matomo.hits import build_hit
+from asgi_matomo.options import Options, parse_options
+from asgi_matomo.types import Hit, Scope
+
+MATOMO_URL = "https://matomo.example/matomo.php"
+STARTED_AT = 1_700_000_000.75
+
+
+def make_scope(**fields: Any) -> Scope:
+    """Return the scope of ``GET /`` from 203.0.113.9 to example.com, with ``fields`` replaced."""
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"example.com")],
+        "server": ("127.0.0.1", 8000),
+        "client": ("203.0.113.9", 50000),
+    }
+    scope.update(fields)
+    return scope
+
+
+def make_options(**arguments: Any) -> Options:
+    arguments.setdefault("matomo_url", MATOMO_URL)
+    arguments.setdefault("idsite", 7)
+    return parse_options(**arguments)
+
+
+def hit_of(
+    scope: Scope,
+    options: Options | None = None,
+    *,
+    status: int = 200,
+    duration_ms: float = 12.4,
+) -> Hit:
+    hit = build_hit(
+        scope,
+        options or make_options(),
+        status=status,
+        duration_ms=duration_ms,
+        started_at=STARTED_AT,
+    )
+    assert hit is not None
+    return hit
+
+
+def cvar_of(hit: Hit) -> Any:
+    encoded = hit["cvar"]
+    assert isinstance(encoded, str)
+    return json.loads(encoded)
+
+
+# --- the constant part -------------------------------------------------------
+
+
+def test_hit_has_required_parameters() -> None:
+    hit = hit_of(make_scope())
+
+    assert hit["idsite"] == 7
+    assert hit["rec"] == 1
+    assert hit["apiv"] == 1
+    assert hit["send_image"] == 0
+    assert hit["cdt"] == 1_700_000_000
+    assert isinstance(hit["rand"], int)
+
+
+def test_hit_values_are_str_or_int() -> None:
+    scope = make_scope(
+        headers=[(b"host", b"example.com"), (b"user-agent", b"ua"), (b"referer", b"https://r/")],
+        state={"asgi_matomo": {"e_v": 1.5, "new_visit": True, "ec_items": [["sku", "name"]]}},
+    )
+    hit = hit_of(scope, make_options(access_token="secret"))
+
+    for name, value in hit.items():
+        assert type(value) in (str, int), name
+
+
+def test_hits_do_not_share_state() -> None:
+    options = make_options()
+    first = hit_of(make_scope(state={"asgi_matomo": {"e_c": "Foo"}}), options)
+    second = hit_of(make_scope(), options)
+
+    assert first["e_c"] == "Foo"
+    assert "e_c" not in second
+    assert "e_c" not in options.base_hit
+
+
+# --- url -----------------------------------------------------------------------
+
+URL_CASES = [
+    pytest.param({}, {}, "https://example.com/", id="assume-https"),
+    pytest.param({}, {"assume_https": False}, "http://example.com/", id="scheme-as-seen"),
+    pytest.param(
+        {"headers": [(b"host", b"example.com:8080")]},
+        {},
+        "https://example.com:8080/",
+        id="host-header-port-kept",
+    ),
+    pytest.param(
+        {"headers": [(b"host", b"example.com:80")]},
+        {},
+        "https://example.com/",
+        id="http-default-port-dropped-with-assume-https",
+    ),
+    pytest.param(
+        {"headers": [(b"host", b"example.com:443")], "scheme": "https"},
+        {"assume_https": False},
+        "https://example.com/",
+        id="https-default-port-dropped",
+    ),
+    pytest.param(
+        {"headers": [(b"host", b"example.com:443")]},
+        {"assume_https": False},
+        "http://example.com:443/",
+        id="port-443-kept-for-http",
+    ),
+    pytest.param(
+        {"headers": [(b"host", b"[2001:db8::1]:8443")]},
+        {},
+        "https://[2001:db8::1]:8443/",
+        id="ipv6-host-header",
+    ),
+    pytest.param(
+        {"headers": [], "server": ("10.0.0.5", 8000)},
+        {},
+        "https://10.0.0.5:8000/",
+        id="server-without-host-header",
+    ),
+    pytest.param(
+        {"headers": [], "server": ("10.0.0.5", 80)},
+        {"assume_https": False},
+        "http://10.0.0.5/",
+        id="server-default-port",
+    ),
+    pytest.param(
+        {"headers": [], "server": ("2001:db8::5", 8000)},
+        {},
+        "https://[2001:db8::5]:8000/",
+        id="ipv6-server",
+    ),
+    pytest.param(
+        {"headers": [], "server": ("/run/app.sock", None)},
+        {},
+        "https://localhost/",
+        id="unix-socket-server",
+    ),
+    pytest.param({"headers": [], "server": None}, {}, "https://localhost/", id="no-server"),
+    pytest.param(
+        {"path": "/api/items", "raw_path": b"/api/items", "root_path": "/api"},
+        {},
+        "https://example.com/api/items",
+        id="root-path-inside-path",
+    ),
+    pytest.param(
+        {"path": "/items", "raw_path": b"/items", "root_path": "/api"},
+        {},
+        "https://example.com/api/items",
+        id="root-path-outside-path",
+    ),
+    pytest.param(
+        {"path": "/api/items", "root_path": "/api", "raw_path": None},
+        {},
+        "https://example.com/api/items",
+        id="root-path-without-raw-path",
+    ),
+    pytest.param(
+        {"path": "/a b/c", "raw_path": b"/a%20b/c"},
+        {},
+        "https://example.com/a%20b/c",
+        id="percent-encoded-path-kept",
+    ),
+    pytest.param(
+        {"path": "/a/b", "raw_path": b"/a%2Fb"},
+        {},
+        "https://example.com/a%2Fb",
+        id="encoded-slash-kept",
+    ),
+    pytest.param(
+        {"path": "/café", "raw_path": b"/caf%C3%A9"},
+        {},
+        "https://example.com/caf%C3%A9",
+        id="non-ascii-path-from-raw-path",
+    ),
+    pytest.param(
+        {"path": "/café", "raw_path": "/café".encode()},
+        {},
+        "https://example.com/caf%C3%A9",
+        id="raw-utf8-bytes-in-raw-path",
+    ),
+    pytest.param(
+        {"path": "/café/100%", "raw_path": None},
+        {},
+        "https://example.com/caf%C3%A9/100%25",
+        id="decoded-path-encoded-again",
+    ),
+    pytest.param(
+        {"path": "/x", "raw_path": b"/x?a=1", "query_string": b"a=1"},
+        {},
+        "https://example.com/x?a=1",
+        id="query-in-raw-path-not-repeated",
+    ),
+    pytest.param(
+        {"query_string": b"q=caf%C3%A9&page=2"},
+        {},
+        "https://example.com/?q=caf%C3%A9&page=2",
+        id="percent-encoded-query-kept",
+    ),
+    pytest.param(
+        {"query_string": "q=café&x=ä".encode()},
+        {},
+        "https://example.com/?q=caf%C3%A9&x=%C3%A4",
+        id="raw-utf8-query-escaped",
+    ),
+    pytest.param(
+        {"query_string": b"next=/a?b"},
+        {},
+        "https://example.com/?next=/a?b",
+        id="query-with-slash-and-question-mark",
+    ),
+    pytest.param({"query_string": b""}, {}, "https://example.com/", id="empty-query"),
+]
+
+
+@pytest.mark.parametrize(("fields", "arguments", "expected"), URL_CASES)
+def test_url(fields: dict[str, Any], arguments: dict[str, Any], expected: str) -> None:
+    hit = hit_of(make_scope(**fields), make_options(**arguments))
+
+    assert hit["url"] == expected
+
+
+def test_url_never_contains_bytes_repr() -> None:
+    scope = make_scope(query_string=b"a=1", raw_path=b"/p", path="/p")
+    url = hit_of(scope)["url"]
+
+    assert isinstance(url, str)
+    assert "b'" not in url
+
+
+def test_long_url_cut_before_partial_escape() -> None:
+    # 1,024 characters would end inside "%C3".
+    prefix = "https://example.com/"
+    path = "/" + "a" * (1024 - len(prefix) - 1) + "%C3%A9"
+    scope = make_scope(path="/" + "a" * 1000 + "é", raw_path=path.encode())
+    url = hit_of(scope)["url"]
+
+    assert isinstance(url, str)
+    assert len(url) <= 1024
+    assert url.endswith("a")
+
+
+# --- action_name -----------------------------------------------------------------
+
+ACTION_NAME_CASES = [
+    pytest.param({"path": "/items"}, "/items", id="path"),
+    pytest.param({"path": "/café", "raw_path": b"/caf%C3%A9"}, "/café", id="decoded"),
+    pytest.param({"path": "/api/items", "root_path": "/api"}, "/api/items", id="root-path-inside"),
+    pytest.param({"path": "/items", "root_path": "/api"}, "/api/items", id="root-path-outside"),
+    pytest.param({"path": "/" + "x" * 2000, "raw_path": None}, "/" + "x" * 1023, id="cut"),
+]
+
+
+@pytest.mark.parametrize(("fields", "expected"), ACTION_NAME_CASES)
+def test_action_name(fields: dict[str, Any], expected: str) -> None:
+    assert hit_of(make_scope(**fields))["action_name"] == expected
+
+
+# --- headers -------------------------------------------------------------------
+
+HEADER_CASES = [
+    pytest.param(b"user-agent", b"Mozilla/5.0 (X11)", "ua", "Mozilla/5.0 (X11)", id="ua"),
+    pytest.param(b"user-agent", b"Agent \xe9", "ua", "Agent é", id="ua-latin-1"),
+    pytest.param(b"user-agent", b"u" * 600, "ua", "u" * 500, id="ua-cut"),
+    pytest.param(b"accept-language", b"fr-CH, fr;q=0.9", "lang", "fr-CH, fr;q=0.9", id="lang"),
+    pytest.param(
+        b"referer", b"https://search.example/?q=a", "urlref", "https://search.example/?q=a"
+    ),
+    pytest.param(b"referer", b"https://r.example/" + b"r" * 2000, "urlref", None, id="urlref-cut"),
+]
+
+
+@pytest.mark.parametrize(("header", "value", "parameter", "expected"), HEADER_CASES)
+def test_header_parameter(
+    header: bytes, value: bytes, parameter: str, expected: str | None
+) -> None:
+    hit = hit_of(make_scope(headers=[(b"host", b"example.com"), (header, value)]))
+
+    if expected is None:
+        assert len(str(hit[parameter])) == 1024
+    else:
+        assert hit[parameter] == expected
+
+
+def test_missing_headers_leave_parameters_out() -> None:
+    hit = hit_of(make_scope(headers=[]))
+
+    assert "ua" not in hit
+    assert "lang" not in hit
+    assert "urlref" not in hit
+
+
+# --- pf_srv ----------------------------------------------------------------------
+
+PF_SRV_CASES = [
+    pytest.param(12.4, None, 12, id="measured-rounded-down"),
+    pytest.param(12.6, None, 13, id="measured-rounded-up"),
+    pytest.param(0.2, None, 0, id="measured-under-a-millisecond"),
+    pytest.param(99_999_999.0, None, 16_777_215, id="measured-clamped"),
+    pytest.param(12.4, 250, 250, id="override-int-wins"),
+    pytest.param(12.4, 250.7, 251, id="override-float-rounded"),
+    pytest.param(12.4, "250", 250, id="override-numeric-string"),
+    pytest.param(12.4, " 250.2 ", 250, id="override-string-with-spaces"),
+    pytest.param(12.4, -5, 0, id="override-negative-clamped"),
+    pytest.param(12.4, 20_000_000, 16_777_215, id="override-too-large-clamped"),
+    pytest.param(12.4, "abc", 12, id="override-text-ignored"),
+    pytest.param(12.4, True, 12, id="override-bool-ignored"),
+    pytest.param(12.4, float("nan"), 12, id="override-nan-ignored"),
+    pytest.param(12.4, float("inf"), 12, id="override-infinity-ignored"),
+    pytest.param(12.4, [1], 12, id="override-list-ignored"),
+]
+
+
+@pytest.mark.parametrize(("measured", "override", "expected"), PF_SRV_CASES)
+def test_pf_srv(measured: float, override: object, expected: int) -> None:
+    state = {} if override is None else {"asgi_matomo": {"pf_srv": override}}
+    hit = hit_of(make_scope(state=state), duration_ms=measured)
+
+    assert hit["pf_srv"] == expected
+    assert type(hit["pf_srv"]) is int
+
+
+def test_pf_srv_removed_by_none() -> None:
+    hit = hit_of(make_scope(state={"asgi_matomo": {"pf_srv": None}}))
+
+    assert "pf_srv" not in hit
+
+
+def test_other_performance_timings_become_milliseconds() -> None:
+    state = {"asgi_matomo": {"pf_net": 3.6, "pf_tfr": "abc", "pf_onl": 7}}
+    hit = hit_of(make_scope(state=state))
+
+    assert hit["pf_net"] == 4
+    assert "pf_tfr" not in hit
+    assert hit["pf_onl"] == 7
+
+
+# --- cvar ----------------------------------------------------------------------
+
+
+def test_default_cvar_has_status_and_method() -> None:
+    hit = hit_of(make_scope(method="POST"), status=201)
+
+    assert cvar_of(hit) == {"1": ["http_status_code", "201"], "2": ["http_method", "POST"]}
+
+
+CVAR_CASES = [
+    pytest.param(
+        {"anything": "goes"},
+        5,
+        {
+            "1": ["anything", "goes"],
+            "2": ["http_status_code", "200"],
+            "3": ["http_method", "GET"],
+        },
+        id="named-then-defaults",
+    ),
+    pytest.param(
+        {"count": 3, "ratio": 0.5},
+        5,
+        {
+            "1": ["count", "3"],
+            "2": ["ratio", "0.5"],
+            "3": ["http_status_code", "200"],
+            "4": ["http_method", "GET"],
+        },
+        id="numbers-become-strings",
+    ),
+    pytest.param(
+        {"a": "1", "b": "2", "c": "3", "d": "4"},
+        5,
+        {
+            "1": ["a", "1"],
+            "2": ["b", "2"],
+            "3": ["c", "3"],
+            "4": ["d", "4"],
+            "5": ["http_status_code", "200"],
+        },
+        id="method-dropped-first",
+    ),
+    pytest.param(
+        {"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6"},
+        5,
+        {"1": ["a", "1"], "2": ["b", "2"], "3": ["c", "3"], "4": ["d", "4"], "5": ["e", "5"]},
+        id="own-variables-first",
+    ),
+    pytest.param(
+        {"a": "1"},
+        1,
+        {"1": ["a", "1"]},
+        id="one-slot",
+    ),
+    pytest.param(
+        {"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6"},
+        8,
+        {
+            "1": ["a", "1"],
+            "2": ["b", "2"],
+            "3": ["c", "3"],
+            "4": ["d", "4"],
+            "5": ["e", "5"],
+            "6": ["f", "6"],
+            "7": ["http_status_code", "200"],
+            "8": ["http_method", "GET"],
+        },
+        id="more-slots",
+    ),
+    pytest.param(
+        {"http_method": "custom", "skip": None},
+        5,
+        {"1": ["http_method", "custom"], "2": ["http_status_code", "200"]},
+        id="own-default-name-and-none-value",
+    ),
+    pytest.param(
+        {"n" * 300: "v" * 300},
+        5,
+        {
+            "1": ["n" * 200, "v" * 200],
+            "2": ["http_status_code", "200"],
+            "3": ["http_method", "GET"],
+        },
+        id="cut-to-200",
+    ),
+    pytest.param(
+        {"1": ["a", "1"], "2": ["b", "2"]},
+        5,
+        {"1": ["a", "1"], "2": ["b", "2"]},
+        id="indexed-passthrough",
+    ),
+    pytest.param(
+        {1: ("a", "1"), 3: ["c", 3]},
+        5,
+        {"1": ["a", "1"], "3": ["c", 3]},
+        id="indexed-int-keys",
+    ),
+    pytest.param(
+        {"1": "not-a-pair"},
+        5,
+        {
+            "1": ["1", "not-a-pair"],
+            "2": ["http_status_code", "200"],
+            "3": ["http_method", "GET"],
+        },
+        id="digit-name-without-pair-is-named",
+    ),
+    pytest.param(
+        {"ville": "Zürich"},
+        5,
+        {
+            "1": ["ville", "Zürich"],
+            "2": ["http_status_code", "200"],
+            "3": ["http_method", "GET"],
+        },
+        id="non-ascii",
+    ),
+]
+
+
+@pytest.mark.parametrize(("variables", "slots", "expected"), CVAR_CASES)
+def test_cvar(variables: dict[object, object], slots: int, expected: dict[str, object]) -> None:
+    scope = make_scope(state={"asgi_matomo": {"cvar": variables}})
+    hit = hit_of(scope, make_options(cvar_slots=slots))
+
+    assert cvar_of(hit) == expected
+
+
+def test_cvar_with_one_slot_keeps_status() -> None:
+    hit = hit_of(make_scope(), make_options(cvar_slots=1), status=404)
+
+    assert cvar_of(hit) == {"1": ["http_status_code", "404"]}
+
+
+def test_cvar_json_string_passes_through() -> None:
+    encoded = '{"1":["kept","as is"]}'
+    hit = hit_of(make_scope(state={"asgi_matomo": {"cvar": encoded}}))
+
+    assert hit["cvar"] == encoded
+
+
+def test_cvar_none_removes_all_variables() -> None:
+    hit = hit_of(make_scope(state={"asgi_matomo": {"cvar": None}}))
+
+    assert "cvar" not in hit
+
+
+def test_cvar_of_wrong_type_rejected() -> None:
+    scope = make_scope(state={"asgi_matomo": {"cvar": ["a", "b"]}})
+
+    with pytest.raises(TypeError) as caught:
+        build_hit(scope, make_options(), status=200, duration_ms=1.0, started_at=STARTED_AT)
+    assert (
+        str(caught.value) == "cvar must be a dict of custom variables or a JSON string, got list"
+    )
+
+
+def test_visit_cvar_converted_without_defaults() -> None:
+    hit = hit_of(make_scope(state={"asgi_matomo": {"_cvar": {"plan": "pro"}}}))
+
+    assert json.loads(str(hit["_cvar"])) == {"1": ["plan", "pro"]}
+    assert cvar_of(hit) == {"1": ["http_status_code", "200"], "2": ["http_method", "GET"]}
+
+
+def test_dropped_cvars_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    options = make_options(cvar_slots=2)
+    variables = {"a": "1", "b": "2", "c": "3"}
+    with caplog.at_level(logging.WARNING, logger="asgi_matomo"):
+        for _ in range(3):
+            hit_of(make_scope(state={"asgi_matomo": {"cvar": dict(variables)}}), options)
+
+    assert len(caplog.records) == 1
+    assert caplog.records[0].getMessage() == (
+        "Custom variables c, http_status_code, http_method did not fit into the 2 slots of "
+        "cvar_slots and were not sent. The application's own variables take the first slots. "
+        "Raise cvar_slots after adding slots in Matomo. This message is logged once."
+    )
+
+
+def test_default_cvar_cut_without_log(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="asgi_matomo"):
+        hit_of(make_scope(), make_options(cvar_slots=1))
+
+    assert caplog.records == []
+
+
+# --- cip -----------------------------------------------------------------------
+
+CIP_CASES = [
+    pytest.param({}, None, None, id="no-token"),
+    pytest.param({"access_token": "t0ken"}, None, "203.0.113.9", id="token"),
+    pytest.param(
+        {"access_token": "t0ken"},
+        {"client": ("2001:db8::9", 1)},
+        "2001:db8::9",
+        id="token-ipv6",
+    ),
+    pytest.param({"access_token": "t0ken"}, {"client": None}, None, id="token-no-client"),
+    pytest.param(
+        {"access_token": "t0ken"},
+        {
+            "client": ("127.0.0.1", 1),
+            "headers": [(b"host", b"example.com"), (b"x-forwarded-for", b"198.51.100.4")],
+        },
+        "198.51.100.4",
+        id="trusted-proxy",
+    ),
+    pytest.param(
+        {"access_token": "t0ken"},
+        {"headers": [(b"host", b"example.com"), (b"x-forwarded-for", b"198.51.100.4")]},
+        "203.0.113.9",
+        id="untrusted-peer-header-ignored",
+    ),
+    pytest.param(
+        {},
+        {
+            "client": ("127.0.0.1", 1),
+            "headers": [(b"host", b"example.com"), (b"x-forwarded-for", b"198.51.100.4")],
+        },
+        None,
+        id="no-token-behind-proxy",
+    ),
+]
+
+
+@pytest.mark.parametrize(("arguments", "fields", "expected"), CIP_CASES)
+def test_cip(
+    arguments: dict[str, Any], fields: dict[str, Any] | None, expected: str | None
+) -> None:
+    hit = hit_of(make_scope(**(fields or {})), make_options(**arguments))
+
+    assert hit.get("cip") == expected
+
+
+def test_forwarded_scheme_and_host_from_trusted_proxy() -> None:
+    scope = make_scope(
+        client=("127.0.0.1", 1),
+        headers=[
+            (b"host", b"internal:8000"),
+            (b"x-forwarded-for", b"198.51.100.4"),
+            (b"x-forwarded-proto", b"http"),
+            (b"x-forwarded-host", b"www.example.org"),
+        ],
+    )
+    hit = hit_of(scope, make_options(assume_https=False))
+
+    assert hit["url"] == "http://www.example.org/"
+
+
+def test_forwarded_host_from_untrusted_peer_ignored() -> None:
+    scope = make_scope(
+        headers=[(b"host", b"example.com"), (b"x-forwarded-host", b"evil.example")],
+    )
+
+    assert hit_of(scope)["url"] == "https://example.com/"
+
+
+# --- route_details and per-request overrides --------------------------------------
+
+
+def test_route_details_merged() -> None:
+    options = make_options(
+        route_details={"/foo": {"action_name": "Foo/foo", "e_c": "Foo", "e_a": "Playing"}}
+    )
+    hit = hit_of(make_scope(path="/foo", raw_path=b"/foo"), options)
+
+    assert hit["action_name"] == "Foo/foo"
+    assert hit["e_c"] == "Foo"
+    assert hit["e_a"] == "Playing"
+
+
+def test_route_details_match_path_below_root_path() -> None:
+    options = make_options(route_details={"/foo": {"action_name": "Foo/foo"}})
+    scope = make_scope(path="/api/foo", raw_path=b"/api/foo", root_path="/api")
+
+    assert hit_of(scope, options)["action_name"] == "Foo/foo"
+
+
+def test_route_details_only_for_their_path() -> None:
+    options = make_options(route_details={"/foo": {"e_c": "Foo"}})
+
+    assert "e_c" not in hit_of(make_scope(path="/bar", raw_path=b"/bar"), options)
+
+
+def test_route_details_none_removes_parameter() -> None:
+    options = make_options(route_details={"/": {"urlref": None, "pf_srv": None}})
+    scope = make_scope(headers=[(b"host", b"example.com"), (b"referer", b"https://r/")])
+    hit = hit_of(scope, options)
+
+    assert "urlref" not in hit
+    assert "pf_srv" not in hit
+
+
+def test_overrides_win_over_route_details() -> None:
+    options = make_options(route_details={"/": {"action_name": "Route", "e_c": "Route"}})
+    hit = hit_of(make_scope(state={"asgi_matomo": {"action_name": "Request"}}), options)
+
+    assert hit["action_name"] == "Request"
+    assert hit["e_c"] == "Route"
+
+
+def test_override_none_removes_parameter() -> None:
+    scope = make_scope(
+        headers=[(b"host", b"example.com"), (b"user-agent", b"ua")],
+        state={"asgi_matomo": {"ua": None, "action_name": None, "missing": None}},
+    )
+    hit = hit_of(scope)
+
+    assert "ua" not in hit
+    assert "action_name" not in hit
+    assert "missing" not in hit
+
+
+OVERRIDE_VALUE_CASES = [
+    pytest.param("e_n", "Name", "Name", id="str"),
+    pytest.param("e_v", 3, 3, id="int"),
+    pytest.param("e_v", 1.5, "1.5", id="float"),
+    pytest.param("new_visit", True, 1, id="bool"),
+    pytest.param(
+        "ec_items", [["sku", "name", "", 9.5, 1]], '[["sku","name","",9.5,1]]', id="list"
+    ),
+    pytest.param("uadata", {"platform": "Linux"}, '{"platform":"Linux"}', id="dict"),
+    pytest.param("action_name", "a" * 1100, "a" * 1024, id="action-name-cut"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), OVERRIDE_VALUE_CASES)
+def test_override_value(name: str, value: object, expected: str | int) -> None:
+    hit = hit_of(make_scope(state={"asgi_matomo": {name: value}}))
+
+    assert hit[name] == expected
+
+
+def test_state_without_overrides() -> None:
+    hit = hit_of(make_scope(state={"user": "someone"}))
+
+    assert hit["action_name"] == "/"
+
+
+def test_overrides_not_a_mapping_rejected() -> None:
+    scope = make_scope(state={"asgi_matomo": ["action_name", "x"]})
+
+    with pytest.raises(TypeError) as caught:
+        build_hit(scope, make_options(), status=200, duration_ms=1.0, started_at=STARTED_AT)
+    assert str(caught.value) == (
+        'scope["state"]["asgi_matomo"] must be a dict of tracking parameters, got list'
+    )
