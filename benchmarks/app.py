@@ -1,0 +1,65 @@
+"""Starlette JSON app that the load benchmark serves, bare or behind a Matomo middleware.
+
+uvicorn imports this module inside one of the benchmark's virtual environments.
+The environment selects the variant:
+
+- ``BENCH_VARIANT``: ``bare`` (no middleware), ``old`` (asgi-matomo 0.8.0 from
+  PyPI) or ``new`` (asgi-matomo installed from this checkout).
+- ``BENCH_MATOMO_URL``: the tracking URL that the middleware sends hits to.
+- ``BENCH_COUNTS_FILE``: a JSON file written at process exit with the number of
+  requests the endpoint served and, for ``new``, the middleware's delivery stats.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+served_requests = 0
+
+
+async def show_item(request: Request) -> JSONResponse:
+    global served_requests
+    served_requests += 1
+    item_id = int(request.path_params["item_id"])
+    return JSONResponse({"id": item_id, "name": f"item {item_id}", "tags": ["a", "b"]})
+
+
+inner_app = Starlette(routes=[Route("/items/{item_id:int}", show_item)])
+
+VARIANT = os.environ.get("BENCH_VARIANT", "bare")
+MATOMO_URL = os.environ.get("BENCH_MATOMO_URL", "")
+
+app: Any
+if VARIANT == "bare":
+    app = inner_app
+elif VARIANT in ("old", "new"):
+    from asgi_matomo import MatomoMiddleware
+
+    app = MatomoMiddleware(inner_app, matomo_url=MATOMO_URL, idsite=1)
+else:
+    raise ValueError(f"invalid BENCH_VARIANT {VARIANT!r}: expected 'bare', 'old' or 'new'")
+
+
+def _write_counts() -> None:
+    path = os.environ.get("BENCH_COUNTS_FILE")
+    if not path:
+        return
+    report: dict[str, Any] = {"served_requests": served_requests}
+    stats = getattr(app, "stats", None)
+    if stats is not None and hasattr(stats, "snapshot"):
+        report["delivery_stats"] = stats.snapshot()
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(report, file)
+
+
+# uvicorn returns from its main function after a graceful shutdown, so this runs
+# after the middleware's lifespan shutdown has flushed what it could.
+atexit.register(_write_counts)

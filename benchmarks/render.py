@@ -1,0 +1,406 @@
+"""Write docs/benchmarks.md from the raw results that benchmarks/run.py saved."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from load import VARIANT_NAMES
+
+SCENARIO_TITLES = {
+    "healthy": "Matomo endpoint responds at once",
+    "slow": "Matomo endpoint responds after 2 seconds",
+    "down": "Matomo down (nothing listening on the port)",
+}
+
+# The targets, as ratios to the bare app or absolute figures.
+MIN_THROUGHPUT_RATIO = 0.95
+MAX_P99_RATIO = 1.05
+MIN_HITS_PER_REQUEST = 100
+QUEUE_MAX_BYTES = 16_000_000  # asgi-matomo's default queue_max_bytes
+MAX_LOG_LINES = 99  # "log lines stay in the tens", on top of uvicorn's own lines
+
+# Written as escapes because ruff flags these characters in source text.
+EN_DASH = "\u2013"
+TIMES = "\u00d7"
+
+Run = dict[str, Any]
+
+
+def _runs(results: dict[str, Any], scenario: str, variant: str) -> list[Run]:
+    return [
+        run
+        for run in results.get("load", [])
+        if run["scenario"] == scenario and run["variant"] == variant
+    ]
+
+
+def _values(runs: Iterable[Run], read: Callable[[Run], float | None]) -> list[float]:
+    values = []
+    for run in runs:
+        value = read(run)
+        if value is not None:
+            values.append(value)
+    return values
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _spread(values: list[float], digits: int, thousands: bool = False) -> str:
+    """Format the median and the min-max range of values."""
+    if not values:
+        return "n/a"
+    pattern = f"{{:{',' if thousands else ''}.{digits}f}}"
+    median = pattern.format(statistics.median(values))
+    if len(values) == 1 or min(values) == max(values):
+        return median
+    return f"{median} ({pattern.format(min(values))}{EN_DASH}{pattern.format(max(values))})"
+
+
+def _rps(run: Run) -> float:
+    return float(run["wrk"]["requests_per_second"])
+
+
+def _p50_ms(run: Run) -> float:
+    return run["wrk"]["latency_p50_us"] / 1000
+
+
+def _p99_ms(run: Run) -> float:
+    return run["wrk"]["latency_p99_us"] / 1000
+
+
+def _hits_made(run: Run) -> float | None:
+    if run["variant"] == "bare":
+        return 0
+    counts = run.get("app_counts")
+    return counts["served_requests"] if counts else None
+
+
+def _hits_delivered(run: Run) -> float:
+    counts = run.get("endpoint_counts")
+    return counts["hits"] if counts else 0
+
+
+def _delivered_share(run: Run) -> float | None:
+    made = _hits_made(run)
+    if not made:
+        return None
+    return _hits_delivered(run) / made
+
+
+def _hits_per_request(run: Run) -> float | None:
+    counts = run.get("endpoint_counts")
+    if not counts or not counts["http_requests"]:
+        return None
+    return counts["hits"] / counts["http_requests"]
+
+
+def _peak_rss_mib(run: Run) -> float:
+    return run["usage"]["peak_rss_kib"] / 1024
+
+
+def _cpu_us_per_request(run: Run) -> float | None:
+    counts = run.get("app_counts")
+    if not counts or not counts["served_requests"]:
+        return None
+    return run["usage"]["cpu_seconds"] / counts["served_requests"] * 1e6
+
+
+def _wrk_errors(run: Run) -> float:
+    wrk = run["wrk"]
+    return sum(wrk[key] for key in wrk if key.startswith("errors_"))
+
+
+def _paired_ratios(
+    results: dict[str, Any], scenario: str, variant: str, read: Callable[[Run], float]
+) -> list[float]:
+    """Return read(variant run) / read(bare run) for every round that has both."""
+    bare_by_round = {run["round"]: run for run in _runs(results, scenario, "bare")}
+    ratios = []
+    for run in _runs(results, scenario, variant):
+        bare = bare_by_round.get(run["round"])
+        if bare is not None and read(bare) > 0:
+            ratios.append(read(run) / read(bare))
+    return ratios
+
+
+def _speed_table(results: dict[str, Any], scenario: str, variants: list[str]) -> list[str]:
+    lines = [
+        "| variant | requests/s | ratio to bare | p50 ms | p99 ms | p99 ratio to bare "
+        "| wrk errors |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for variant in variants:
+        runs = _runs(results, scenario, variant)
+        if not runs:
+            continue
+        if variant == "bare":
+            ratio = p99_ratio = "1"
+        else:
+            ratio = _spread(_paired_ratios(results, scenario, variant, _rps), 3)
+            p99_ratio = _spread(_paired_ratios(results, scenario, variant, _p99_ms), 2)
+        lines.append(
+            f"| {VARIANT_NAMES[variant]} | {_spread(_values(runs, _rps), 0, thousands=True)} "
+            f"| {ratio} | {_spread(_values(runs, _p50_ms), 2)} "
+            f"| {_spread(_values(runs, _p99_ms), 2)} | {p99_ratio} "
+            f"| {_spread(_values(runs, _wrk_errors), 0)} |"
+        )
+    return lines
+
+
+def _delivery_table(results: dict[str, Any], scenario: str, variants: list[str]) -> list[str]:
+    lines = [
+        "| variant | hits made | hits delivered | delivered share | hits per request to Matomo "
+        "| peak RSS MiB | log lines | app CPU µs per request | shutdown s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for variant in variants:
+        runs = _runs(results, scenario, variant)
+        if not runs:
+            continue
+        shutdown = _values(runs, lambda run: run["usage"]["shutdown_seconds"])
+        lines.append(
+            f"| {VARIANT_NAMES[variant]} "
+            f"| {_spread(_values(runs, _hits_made), 0, thousands=True)} "
+            f"| {_spread(_values(runs, _hits_delivered), 0, thousands=True)} "
+            f"| {_spread(_values(runs, _delivered_share), 3)} "
+            f"| {_spread(_values(runs, _hits_per_request), 1)} "
+            f"| {_spread(_values(runs, _peak_rss_mib), 1)} "
+            f"| {_spread(_values(runs, lambda run: run['log_lines']), 0, thousands=True)} "
+            f"| {_spread(_values(runs, _cpu_us_per_request), 1)} "
+            f"| {_spread(shutdown, 1)} |"
+        )
+    return lines
+
+
+def _verdict(value: float | None, passes: Callable[[float], bool]) -> str:
+    if value is None:
+        return "not measured"
+    return "met" if passes(value) else "**not met**"
+
+
+def _format(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _target_rows(results: dict[str, Any], scenarios: list[str]) -> list[str]:
+    rows = []
+    for scenario in scenarios:
+        new = _median(_paired_ratios(results, scenario, "new", _rps))
+        old = _median(_paired_ratios(results, scenario, "old", _rps))
+        rows.append(
+            f"| requests/s ≥ {MIN_THROUGHPUT_RATIO} {TIMES} bare, {scenario} | {_format(new, 3)} "
+            f"| {_format(old, 3)} | {_verdict(new, lambda v: v >= MIN_THROUGHPUT_RATIO)} |"
+        )
+    for scenario in scenarios:
+        new = _median(_paired_ratios(results, scenario, "new", _p99_ms))
+        old = _median(_paired_ratios(results, scenario, "old", _p99_ms))
+        rows.append(
+            f"| p99 latency ≤ {MAX_P99_RATIO} {TIMES} bare, {scenario} | {_format(new, 2)} "
+            f"| {_format(old, 2)} | {_verdict(new, lambda v: v <= MAX_P99_RATIO)} |"
+        )
+    for scenario in (name for name in scenarios if name != "down"):
+        new = _median(_values(_runs(results, scenario, "new"), _hits_per_request))
+        old = _median(_values(_runs(results, scenario, "old"), _hits_per_request))
+        rows.append(
+            f"| ≥ {MIN_HITS_PER_REQUEST} hits per HTTP request to Matomo, {scenario} "
+            f"| {_format(new, 1)} | {_format(old, 1)} "
+            f"| {_verdict(new, lambda v: v >= MIN_HITS_PER_REQUEST)} |"
+        )
+    if "healthy" in scenarios:
+        new_shares = _values(_runs(results, "healthy", "new"), _delivered_share)
+        old_shares = _values(_runs(results, "healthy", "old"), _delivered_share)
+        new = min(new_shares) if new_shares else None
+        old = min(old_shares) if old_shares else None
+        rows.append(
+            "| every hit made is delivered by graceful shutdown, healthy (lowest share) "
+            f"| {_format(new, 4)} | {_format(old, 4)} | {_verdict(new, lambda v: v >= 1.0)} |"
+        )
+    if "down" in scenarios and "healthy" in scenarios:
+        growth = {}
+        for variant in ("new", "old"):
+            down = _median(_values(_runs(results, "down", variant), _peak_rss_mib))
+            healthy = _median(_values(_runs(results, "healthy", variant), _peak_rss_mib))
+            growth[variant] = None if down is None or healthy is None else down - healthy
+        cap_mib = QUEUE_MAX_BYTES / 1024 / 1024
+        rows.append(
+            f"| peak RSS down minus peak RSS healthy ≤ queue cap ({cap_mib:.1f} MiB), MiB "
+            f"| {_format(growth['new'], 1)} | {_format(growth['old'], 1)} "
+            f"| {_verdict(growth['new'], lambda v: v <= cap_mib)} |"
+        )
+    for scenario in scenarios:
+        bare_lines = _median(_values(_runs(results, scenario, "bare"), lambda r: r["log_lines"]))
+        extra = {}
+        for variant in ("new", "old"):
+            lines = _values(_runs(results, scenario, variant), lambda r: r["log_lines"])
+            extra[variant] = None if not lines or bare_lines is None else max(lines) - bare_lines
+        rows.append(
+            f"| log lines beyond the bare app's ≤ {MAX_LOG_LINES}, {scenario} (most in a run) "
+            f"| {_format(extra['new'], 0)} | {_format(extra['old'], 0)} "
+            f"| {_verdict(extra['new'], lambda v: v <= MAX_LOG_LINES)} |"
+        )
+    return rows
+
+
+def _micro_lines(micro: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Middleware cost per request, in process",
+        "",
+        "`benchmarks/micro_middleware.py` calls a trivial ASGI app (it sends a 200 response "
+        "with a 2-byte body) directly with a prebuilt HTTP scope, then the same app wrapped in "
+        "the middleware, and subtracts. Each repeat times 5,000 calls of each; the table shows "
+        "the median of the repeats with their range, in microseconds per request. For this "
+        "checkout the cost is building the hit and putting it in the sender's queue; between "
+        "repeats the sender delivers the queue to the loopback endpoint. asgi-matomo 0.8.0 sends "
+        "every hit inside the request, so its client gets a mock transport that returns 204 "
+        "without a network, and its figure is hit building plus the HTTP client's own work.",
+        "",
+        "| variant | bare app µs | with middleware µs | middleware's own cost µs |",
+        "| --- | --- | --- | --- |",
+    ]
+    for variant in ("new", "old"):
+        figures = micro.get("middleware", {}).get(variant)
+        if not figures:
+            continue
+        cells = [
+            _spread([figures[key]["min"], figures[key]["median"], figures[key]["max"]], 2)
+            for key in ("bare_us", "wrapped_us", "overhead_us")
+        ]
+        lines.append(f"| {VARIANT_NAMES[variant]} | {' | '.join(cells)} |")
+
+    sender = micro.get("sender")
+    if not sender:
+        return lines
+    encoding = sender["encoding"]
+    lines += [
+        "",
+        "## Delivery cost per hit",
+        "",
+        "`benchmarks/micro_sender.py` measures the CPU time of the sending process "
+        "(`time.process_time`, so the endpoint's own work is not counted) per hit. One hit of "
+        f"{encoding['hit_json_bytes']} bytes of JSON costs "
+        f"{encoding['json_dumps_us']:.2f} µs with `json.dumps` and "
+        f"{encoding['urlencode_us']:.2f} µs with `urllib.parse.urlencode` (the form that single "
+        "hits are sent in). The table gives the CPU µs per hit of `json.dumps` of a bulk body "
+        "plus one POST of it to the loopback endpoint, by hits per POST, with `httpx.AsyncClient` "
+        "and with a bare HTTP/1.1 client on asyncio streams (a lower bound for any client); and "
+        "of asgi-matomo's sender from this checkout (submit, batching, serialization and POST) "
+        "at that `batch_max_hits`. Each figure is the median of "
+        f"{sender['repeats']} repeats.",
+        "",
+        "| hits per POST | httpx µs per hit | asyncio streams µs per hit "
+        "| asgi-matomo sender µs per hit | sender's hits per request |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    clients = sender["clients_cpu_per_hit_us"]
+    package = sender.get("sender") or {}
+    for size in sender["batch_sizes"]:
+        key = str(size)
+        package_cost = package.get("cpu_per_hit_us", {}).get(key)
+        package_batch = package.get("hits_per_request", {}).get(key)
+        lines.append(
+            f"| {size} | {clients['httpx'][key]:.2f} | {clients['asyncio_streams'][key]:.2f} "
+            f"| {_format(package_cost, 2)} | {_format(package_batch, 1)} |"
+        )
+    if "skipped" in package:
+        lines += ["", f"The package's sender was not measured: {package['skipped']}."]
+    return lines
+
+
+def _header_lines(results: dict[str, Any]) -> list[str]:
+    machine = results["machine"]
+    settings = results["settings"]
+    new = results["versions"]["new"]
+    old = results["versions"]["old"]
+    pinning = (
+        "the app on CPU 0, wrk and the Matomo endpoint on the other CPU"
+        if settings["pin_cpus"] and int(settings["cpus_available"]) > 1
+        else "no CPU pinning"
+    )
+    return [
+        "# Benchmarks",
+        "",
+        "This page is written by `benchmarks/run.py`; edit that script, not this page. "
+        "`benchmarks/README.md` explains the method, the options and how to rerun it.",
+        "",
+        f"Command: `{results['command']}`, started {results['started_at']}, "
+        f"took {results.get('elapsed_seconds', '?')} s.",
+        "",
+        "## Machine and versions",
+        "",
+        f"- CPU: {machine['cpu']}, {machine['cores']} cores; memory {machine['memory']}; "
+        f"kernel {machine['kernel']}; {machine['os']}.",
+        f"- Python {new['python']}; uvicorn {new.get('uvicorn')} with uvloop "
+        f"{new.get('uvloop')} and httptools {new.get('httptools')}; starlette "
+        f"{new.get('starlette')}; {machine['wrk']}.",
+        f"- This checkout: asgi-matomo {new.get('asgi-matomo', 'not installed')} at commit "
+        f"{machine['checkout']}, with httpx {new.get('httpx')} and httpcore "
+        f"{new.get('httpcore')}.",
+        f"- asgi-matomo {old.get('asgi-matomo')} from PyPI, with httpx2 {old.get('httpx2')}, "
+        f"httpcore2 {old.get('httpcore2')} and matomo-core {old.get('matomo-core')}; "
+        "the same uvicorn, uvloop, httptools and starlette versions as above.",
+        "",
+        "## Load settings",
+        "",
+        "- App: one Starlette route returning a small JSON object "
+        "(`GET /items/42?page=1`), served by `uvicorn --workers 1 "
+        f"--loop {settings['loop']} --http {settings['http']} --no-access-log` on 127.0.0.1; "
+        "uvicorn's default log level (info), so its own start and stop lines are counted too.",
+        "- Middleware: `MatomoMiddleware(app, matomo_url=..., idsite=1)` with every other "
+        "argument at its default, in both versions.",
+        f"- Load: `wrk -t{settings['wrk_threads']} -c{settings['connections']} "
+        f"-d{settings['duration']:g}s` after {settings['warmup']:g} s of unmeasured warm-up; "
+        "latency percentiles are wrk's exact values, printed by `benchmarks/report.lua`.",
+        f"- {settings['rounds']} rounds; every round runs each scenario as bare, 0.8.0, this "
+        "checkout, in that order, so drift affects all three alike. Each figure is the median "
+        "of the rounds, with the lowest and highest in brackets. Ratios to bare are taken "
+        f"within each round, then their median. CPU placement: {pinning}.",
+        "- After the load, the app gets SIGINT and shuts down gracefully (the middleware "
+        "flushes its queue); then the endpoint's counters are read. Peak RSS is VmHWM of the "
+        "app process; log lines are all lines it wrote to stderr.",
+        "",
+    ]
+
+
+def render(results: dict[str, Any]) -> str:
+    """Return the Markdown report for results."""
+    settings = results["settings"]
+    scenarios: list[str] = settings["scenarios"]
+    variants: list[str] = settings["variants"]
+    lines = _header_lines(results)
+
+    if results.get("load"):
+        lines += [
+            "## Targets for this checkout",
+            "",
+            "Each row compares this checkout (and asgi-matomo 0.8.0 for reference) with the "
+            "target. Ratios are medians of the per-round ratios to the bare app.",
+            "",
+            "| target | this checkout | asgi-matomo 0.8.0 | verdict |",
+            "| --- | --- | --- | --- |",
+            *_target_rows(results, scenarios),
+            "",
+        ]
+        for scenario in scenarios:
+            delay = settings["endpoint_delays"][scenario]
+            where = (
+                "tracking URL on a loopback port with nothing listening"
+                if delay is None
+                else f"endpoint delay {delay:g} s"
+            )
+            lines += [
+                f"## {SCENARIO_TITLES[scenario]}",
+                "",
+                f"Scenario `{scenario}`: {where}.",
+                "",
+                *_speed_table(results, scenario, variants),
+                "",
+                *_delivery_table(results, scenario, variants),
+                "",
+            ]
+    if results.get("micro"):
+        lines += [*_micro_lines(results["micro"]), ""]
+    return "\n".join(lines)
