@@ -707,3 +707,157 @@ def test_overrides_not_a_mapping_rejected() -> None:
     assert str(caught.value) == (
         'scope["state"]["asgi_matomo"] must be a dict of tracking parameters, got list'
     )
+
+
+# --- visitor and user ids ----------------------------------------------------------
+
+VISITOR_COOKIE = (b"cookie", b"theme=dark; _pk_id.7.1fff=0123456789abcdef.1700000000.")
+
+
+def test_visitor_id_from_tracker_cookie() -> None:
+    hit = hit_of(make_scope(headers=[(b"host", b"example.com"), VISITOR_COOKIE]))
+
+    assert hit["_id"] == "0123456789abcdef"
+
+
+def test_tracker_cookie_of_other_site_ignored() -> None:
+    cookie = (b"cookie", b"_pk_id.8.1fff=0123456789abcdef.1700000000.")
+    hit = hit_of(make_scope(headers=[(b"host", b"example.com"), cookie]))
+
+    assert "_id" not in hit
+
+
+def test_tracker_cookie_disabled() -> None:
+    scope = make_scope(headers=[(b"host", b"example.com"), VISITOR_COOKIE])
+    hit = hit_of(scope, make_options(use_tracker_cookie=False))
+
+    assert "_id" not in hit
+
+
+def test_visitor_id_callable_wins_over_cookie() -> None:
+    scope = make_scope(headers=[(b"host", b"example.com"), VISITOR_COOKIE])
+    hit = hit_of(scope, make_options(visitor_id=lambda scope: "FEDCBA9876543210"))
+
+    assert hit["_id"] == "fedcba9876543210"
+
+
+def test_user_id_callable() -> None:
+    options = make_options(user_id=lambda scope: scope["headers"][0][1].decode())
+
+    assert hit_of(make_scope(), options)["uid"] == "example.com"
+
+
+def test_failing_id_callable_logged_at_bounded_rate(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(scope: Scope) -> str:
+        raise LookupError("no session")
+
+    options = make_options(visitor_id=broken)
+    scope = make_scope(headers=[(b"host", b"example.com"), VISITOR_COOKIE])
+    with caplog.at_level(logging.WARNING, logger="asgi_matomo"):
+        hits = [hit_of(scope, options) for _ in range(3)]
+
+    assert [hit["_id"] for hit in hits] == ["0123456789abcdef"] * 3
+    assert [record.getMessage() for record in caplog.records] == [
+        "No visitor_id sent: the visitor_id callable raised LookupError: no session"
+    ]
+
+
+def test_invalid_user_id_not_sent(caplog: pytest.LogCaptureFixture) -> None:
+    options = make_options(user_id=lambda scope: "   ")
+    with caplog.at_level(logging.WARNING, logger="asgi_matomo"):
+        hit = hit_of(make_scope(), options)
+
+    assert "uid" not in hit
+    assert len(caplog.records) == 1
+    assert caplog.records[0].getMessage().startswith("No user_id sent: the user_id callable")
+
+
+# --- privacy ------------------------------------------------------------------------
+
+DNT = (b"dnt", b"1")
+GPC = (b"sec-gpc", b"1")
+
+
+@pytest.mark.parametrize("signal", [DNT, GPC], ids=["dnt", "gpc"])
+def test_privacy_signal_skip(signal: tuple[bytes, bytes]) -> None:
+    scope = make_scope(headers=[(b"host", b"example.com"), signal])
+    hit = build_hit(
+        scope,
+        make_options(privacy_signals="skip"),
+        status=200,
+        duration_ms=1.0,
+        started_at=STARTED_AT,
+    )
+
+    assert hit is None
+
+
+def test_privacy_signal_zero_tracked() -> None:
+    scope = make_scope(headers=[(b"host", b"example.com"), (b"dnt", b"0")])
+
+    assert hit_of(scope, make_options(privacy_signals="skip"))["url"] == "https://example.com/"
+
+
+def test_privacy_signal_strip() -> None:
+    scope = make_scope(headers=[(b"host", b"example.com"), VISITOR_COOKIE, DNT])
+    options = make_options(
+        privacy_signals="strip", access_token="t0ken", user_id=lambda scope: "someone"
+    )
+    hit = hit_of(scope, options)
+
+    assert "cip" not in hit
+    assert "_id" not in hit
+    assert "uid" not in hit
+    assert hit["url"] == "https://example.com/"
+
+
+def test_privacy_signal_ignored_by_default() -> None:
+    scope = make_scope(headers=[(b"host", b"example.com"), VISITOR_COOKIE, DNT])
+    hit = hit_of(scope, make_options(access_token="t0ken"))
+
+    assert hit["_id"] == "0123456789abcdef"
+    assert hit["cip"] == "203.0.113.9"
+
+
+def test_anonymized_cip() -> None:
+    hit = hit_of(make_scope(), make_options(access_token="t0ken", anonymize_ip=2))
+
+    assert hit["cip"] == "203.0.0.0"
+
+
+# --- redaction ---------------------------------------------------------------------
+
+REDACTION_CASES = [
+    pytest.param(
+        {},
+        b"token=abc&page=2",
+        "https://example.com/?token=REDACTED&page=2",
+        id="default-list",
+    ),
+    pytest.param(
+        {"redact_query_params": ["session_key"]},
+        b"Session-Key=abc&token=x",
+        "https://example.com/?Session-Key=REDACTED&token=x",
+        id="own-list",
+    ),
+    pytest.param(
+        {"redact_query_params": []},
+        b"token=abc",
+        "https://example.com/?token=abc",
+        id="off",
+    ),
+]
+
+
+@pytest.mark.parametrize(("arguments", "query", "expected"), REDACTION_CASES)
+def test_query_redaction(arguments: dict[str, Any], query: bytes, expected: str) -> None:
+    hit = hit_of(make_scope(query_string=query), make_options(**arguments))
+
+    assert hit["url"] == expected
+
+
+def test_referer_redaction() -> None:
+    referer = (b"referer", b"https://login.example/cb?code=xyz&state=1")
+    hit = hit_of(make_scope(headers=[(b"host", b"example.com"), referer]))
+
+    assert hit["urlref"] == "https://login.example/cb?code=REDACTED&state=1"

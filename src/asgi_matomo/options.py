@@ -1,8 +1,8 @@
 """Validate the middleware's arguments once and precompute what every request needs.
 
-``parse_options`` checks every argument at construction and raises ValueError
-or TypeError with a message that names the argument, shows the value and says
-what is accepted. The request path then only looks things up in ``Options``.
+``parse_options`` checks every argument at construction. Its ValueError or
+TypeError names the argument, shows the value and lists what is accepted. The
+request path then only looks things up in ``Options``.
 """
 
 from __future__ import annotations
@@ -128,15 +128,15 @@ class Options:
         return not any(pattern.search(path) for pattern in self.exclude_patterns)
 
     def __repr__(self) -> str:
-        shown = []
+        parts = []
         for option in fields(self):
             if option.name in ("base_hit", "failure_log", "logged_notices"):
                 continue
             value = getattr(self, option.name)
             if option.name == "access_token" and value is not None:
                 value = "***"
-            shown.append(f"{option.name}={value!r}")
-        return f"Options({', '.join(shown)})"
+            parts.append(f"{option.name}={value!r}")
+        return f"Options({', '.join(parts)})"
 
 
 def parse_options(
@@ -331,14 +331,14 @@ def _parse_seconds(name: str, value: object, *, allow_zero: bool = False) -> flo
     return float(value)
 
 
-def _strings(name: str, value: object, what: str) -> list[str]:
+def _strings(name: str, value: object, item_description: str) -> list[str]:
     """Return the items of an iterable argument, rejecting a lone string."""
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise TypeError(f"{name} must be a list of {what}, got {value!r}")
+        raise TypeError(f"{name} must be a list of {item_description}, got {value!r}")
     items = list(value)
     for item in items:
         if not isinstance(item, str):
-            raise TypeError(f"{name} must be a list of {what}, got the item {item!r}")
+            raise TypeError(f"{name} must be a list of {item_description}, got the item {item!r}")
     return items
 
 
@@ -358,9 +358,9 @@ def _parse_exclude_paths(value: object) -> frozenset[str]:
 def _parse_exclude_patterns(value: object) -> tuple[re.Pattern[str], ...]:
     if value is None:
         return ()
-    what = "regular expressions (str or re.Pattern)"
+    expected = "regular expressions (str or re.Pattern)"
     if isinstance(value, str | bytes | re.Pattern) or not isinstance(value, Iterable):
-        raise TypeError(f"exclude_patterns must be a list of {what}, got {value!r}")
+        raise TypeError(f"exclude_patterns must be a list of {expected}, got {value!r}")
     patterns = []
     for item in value:
         if isinstance(item, re.Pattern):
@@ -378,7 +378,9 @@ def _parse_exclude_patterns(value: object) -> tuple[re.Pattern[str], ...]:
                     f"expected a pattern for re.search on the request path, such as '^/static/'"
                 ) from None
         else:
-            raise TypeError(f"exclude_patterns must be a list of {what}, got the item {item!r}")
+            raise TypeError(
+                f"exclude_patterns must be a list of {expected}, got the item {item!r}"
+            )
     return tuple(patterns)
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import MutableMapping
+from time import perf_counter
 from types import TracebackType
 from typing import Any
 
 from .types import Scope
 
-# Where the middleware looks for per-request parameters: scope["state"][STATE_KEY].
+# Key of the per-request tracking parameters in scope["state"].
 STATE_KEY = "asgi_matomo"
 
 
@@ -36,7 +36,7 @@ class PerfMsTracker:
         self._started = 0.0
 
     def __enter__(self) -> PerfMsTracker:
-        self._started = time.perf_counter()
+        self._started = perf_counter()
         return self
 
     def __exit__(
@@ -45,7 +45,7 @@ class PerfMsTracker:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.elapsed_ms = round((time.perf_counter() - self._started) * 1000.0)
+        self.elapsed_ms = round((perf_counter() - self._started) * 1000.0)
         state: MutableMapping[str, Any] | None = self.scope.get("state")
         if state is None:
             state = self.scope["state"] = {}
