@@ -267,7 +267,10 @@ def test_redact_url_default_names(url: str, expected: str) -> None:
 
 def test_redact_query_without_question_mark() -> None:
     assert DEFAULT.redact_query("a=1&secret=s") == f"a=1&secret={REDACTED}"
+    assert DEFAULT.redact_query("a=1;token=t&b=2") == f"a=1;token={REDACTED}&b=2"
+    assert DEFAULT.redact_query("a=1#token=t") == f"a=1#token={REDACTED}"
     assert DEFAULT.redact_query("plain") == "plain"
+    assert DEFAULT.redact_query("a=1&b=2") == "a=1&b=2"
 
 
 def test_redact_custom_names() -> None:

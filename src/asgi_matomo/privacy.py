@@ -6,6 +6,7 @@ once, when the middleware is constructed.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, MutableMapping
@@ -216,16 +217,18 @@ DEFAULT_REDACTED_QUERY_PARAMS: tuple[str, ...] = (
 # letters, so it needs no percent-encoding anywhere in a URL.
 REDACTED = "REDACTED"
 
-# One name=value pair of a query string or of a path segment's parameters
-# (";jsessionid=..."). Both '&' and ';' end a pair, because some servers split
-# query strings on ';' too.
-_QUERY_PAIR = re.compile(r"(?P<name>[^&;=#]*)=(?P<value>[^&;#]*)")
+# Both '&' and ';' separate the pairs of a query string, because some servers
+# split query strings on ';' too.
+_QUERY_SEPARATORS = re.compile(r"([&;])")
+# One parameter of a path segment, such as ";jsessionid=...".
 _PATH_PARAMETER = re.compile(r";(?P<name>[^;/=?#]*)=(?P<value>[^;/?#]*)")
 _NAME_SEPARATORS = str.maketrans("", "", "-_. []")
 _SUFFIX_MARK = "*"
 
 
+@functools.lru_cache(maxsize=1024)
 def _normalize_name(name: str) -> str:
+    # Cached because the same few parameter names repeat on most requests.
     if "%" in name or "+" in name:
         name = unquote_plus(name, errors="replace")
     return name.lower().translate(_NAME_SEPARATORS)
@@ -280,17 +283,30 @@ class QueryRedactor:
         normalized = _normalize_name(name)
         return normalized in self._names or normalized.endswith(self._suffixes)
 
-    def _replace_pair(self, match: re.Match[str]) -> str:
-        text = match[0]
+    def _replace_path_parameter(self, match: re.Match[str]) -> str:
         if not match["value"] or not self.is_redacted(match["name"]):
-            return text
-        return text[: match.start("value") - match.start()] + REDACTED
+            return match[0]
+        return f";{match['name']}={REDACTED}"
 
     def redact_query(self, query: str) -> str:
         """Redact a query string given without its leading '?'."""
         if "=" not in query or not self.enabled:
             return query
-        return _QUERY_PAIR.sub(self._replace_pair, query)
+        if "#" in query:
+            before, _, after = query.partition("#")
+            return f"{self.redact_query(before)}#{self.redact_query(after)}"
+
+        parts = _QUERY_SEPARATORS.split(query) if ";" in query else query.split("&")
+        changed = False
+        for index, part in enumerate(parts):
+            name, _, value = part.partition("=")
+            if value and self.is_redacted(name):
+                parts[index] = f"{name}={REDACTED}"
+                changed = True
+        if not changed:
+            return query
+        # Separators kept by the ';' split contain no '=', so they are unchanged.
+        return "".join(parts) if ";" in query else "&".join(parts)
 
     def redact_url(self, url: str) -> str:
         """Redact an absolute or relative URL, such as the ``url`` and ``urlref`` values.
@@ -308,7 +324,7 @@ class QueryRedactor:
         before_query = _redact_password(before_query)
         if self.enabled:
             if ";" in before_query:
-                before_query = _PATH_PARAMETER.sub(self._replace_pair, before_query)
+                before_query = _PATH_PARAMETER.sub(self._replace_path_parameter, before_query)
             query = self.redact_query(query)
             fragment = self.redact_query(fragment)
         return f"{before_query}{question_mark}{query}{hash_mark}{fragment}"
