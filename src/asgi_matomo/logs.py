@@ -53,11 +53,19 @@ class ThrottledLog:
         """The logger that receives the lines."""
         return self._logger
 
-    def log(self, level: int, kind: str, msg: str, *args: object) -> bool:
+    def log(
+        self,
+        level: int,
+        kind: str,
+        msg: str,
+        *args: object,
+        exc_info: BaseException | None = None,
+    ) -> bool:
         """Log `msg % args` unless a line of `kind` was logged within the interval.
 
-        Return True when a line was written (or would have been, had `level`
-        been enabled) and False when the message was suppressed and counted.
+        `exc_info` adds that exception's traceback to the line. Return True when
+        a line was written (or would have been, had `level` been enabled) and
+        False when the message was suppressed and counted.
         """
         now = self._clock()
         last = self._last_logged.get(kind)
@@ -75,7 +83,7 @@ class ThrottledLog:
             elapsed = now - last if last is not None else 0.0
             noun = "message" if suppressed == 1 else "messages"
             text = f"{text} ({suppressed} similar {noun} suppressed in the last {elapsed:.0f} s)"
-        self._logger.log(level, "%s", self.redact(text))
+        self._logger.log(level, "%s", self.redact(text), exc_info=exc_info)
         return True
 
     def redact(self, text: str) -> str:

@@ -1,0 +1,962 @@
+"""Background delivery of hits to Matomo's bulk tracking endpoint.
+
+The request path calls `Sender.submit`, which appends the hit to a bounded
+queue and returns: it never awaits and never raises. One asyncio task in the
+same event loop takes batches from the head of the queue and sends each as one
+bulk POST ``{"requests": [<hit>, ...], "token_auth": ...}``, with every hit a
+JSON object of parameters. A batch closes when it reaches `batch_max_hits`
+hits or about `batch_max_bytes` bytes, or when its hits have waited
+`batch_max_age` seconds.
+
+Delivery keeps the order of requests: the next batch leaves only when the
+previous one is delivered or given up. A failed batch is retried with
+backoff (see `retry`), a circuit breaker pauses delivery during outages
+(see `breaker`), and a batch that keeps failing while Matomo accepts other
+hits is split until the hit that makes it fail is found and dropped.
+
+Duplicates: Matomo rolls back a bulk request that fails (its default
+``bulk_requests_use_transaction = 1``), so retrying a failed batch stores no
+hit twice. The exception is a batch that Matomo stored while its response was
+lost: a connection reset or a timeout after Matomo committed, or a shutdown
+that cancels the request at that moment. Such a batch is sent again and
+its hits are stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import contextlib
+import json
+import logging
+import os
+import random
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import httpx
+
+from .breaker import CircuitBreaker
+from .errors import (
+    DeliveryError,
+    HTTPStatusError,
+    InvalidResponseError,
+    RedirectError,
+    translate_httpx_errors,
+)
+from .hitqueue import HitQueue
+from .logs import ThrottledLog
+from .options import Options
+from .retry import is_retryable, parse_retry_after, retry_delay
+from .stats import DeliveryStats
+from .types import Hit
+
+__all__ = ["EXPIRY_AGE", "FlushReport", "Sender"]
+
+logger = logging.getLogger(__name__)
+
+# Matomo requires token_auth for a hit whose time (cdt) is 24 hours old or
+# older (its setting tracking_requests_require_authentication_when_custom_
+# timestamp_newer_than, 86400 seconds by default). Without an access_token,
+# hits older than this are dropped before sending. The 60 seconds spare
+# allow for the time a request takes and for clock skew with Matomo.
+EXPIRY_AGE = 86_400 - 60
+
+# Hits whose time is within this many seconds of EXPIRY_AGE make the sender
+# check every hit of the batch instead of only the first (oldest) one. Hits are
+# queued when their request ends, so the hit of a long request can sit behind
+# younger hits. One hour covers every request shorter than that.
+_EXPIRY_CHECK_WINDOW = 3600
+
+# A batch that failed this many times with a response from Matomo (a 500, or a
+# 2xx that confirms nothing) is split in two to find the hit that makes it fail.
+SPLIT_AFTER_FAILURES = 2
+
+# Seconds a connection of our own client stays open while idle. This is below
+# the 5 seconds of Apache's default KeepAliveTimeout, so the client closes an
+# idle connection before the server does and rarely sends on a closing one.
+_KEEPALIVE_EXPIRY = 4.0
+
+
+def _user_agent() -> str:
+    try:
+        return f"asgi-matomo/{metadata.version('asgi-matomo')}"
+    except metadata.PackageNotFoundError:
+        return "asgi-matomo"
+
+
+_REQUEST_HEADERS = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class FlushReport:
+    """Result of a flush: hits delivered and given up during it, and hits still pending.
+
+    `dropped` counts the hits dropped for any reason while the flush ran,
+    `invalid` the hits Matomo rejected as invalid meanwhile, and `pending` the
+    hits neither delivered nor given up when the flush returned.
+    """
+
+    delivered: int
+    pending: int
+    dropped: int
+    invalid: int = 0
+
+
+class _Segment:
+    """Hits sent together in one bulk request: a batch, or a part of a split batch."""
+
+    __slots__ = ("attempts", "failures", "first_failure", "hits")
+
+    def __init__(
+        self, hits: list[Hit], *, attempts: int = 0, failures: int = 0, first_failure: int = -1
+    ) -> None:
+        self.hits = hits
+        # Bulk requests that carried these hits so far.
+        self.attempts = attempts
+        # Failures with a response from Matomo since the segment was made.
+        self.failures = failures
+        # Sender._attempt_count at the first failure of these hits, or -1.
+        self.first_failure = first_failure
+
+    def part(self, start: int, stop: int | None = None, *, failures: int = 0) -> _Segment:
+        return _Segment(
+            self.hits[start:stop],
+            attempts=self.attempts,
+            failures=failures,
+            first_failure=self.first_failure,
+        )
+
+
+_live_senders: weakref.WeakSet[Sender] = weakref.WeakSet()
+
+
+def _reset_senders_after_fork() -> None:
+    for sender in list(_live_senders):
+        sender._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - absent on Windows only
+    os.register_at_fork(after_in_child=_reset_senders_after_fork)
+
+
+class Sender:
+    """Deliver hits to Matomo in bulk from a background task of the running event loop.
+
+    Lifecycle: `start()` starts the task in the running loop at lifespan
+    startup, or `ensure_started()` does so at the first request when the server
+    runs no lifespan. `aclose()` delivers what is queued within a deadline and
+    stops the task. `async with Sender(options)` does both. After `aclose()`
+    the sender may be started again, and hits still pending stay queued.
+
+    After a fork (gunicorn workers, multiprocessing), the child never uses the
+    sender state it inherited: the queue, the task, the connection pool and the
+    counters start empty in the child. Hits queued before the fork belong to
+    the parent. A `client` passed in the options is the exception: the
+    child uses it as it is, so create it after the fork.
+    """
+
+    def __init__(self, options: Options) -> None:
+        self._options = options
+        self.stats: DeliveryStats = options.stats
+        self._url = options.matomo_url
+        self._log = ThrottledLog(logger, options.log_interval, secrets=(options.access_token,))
+        self._expire_old_hits = options.access_token is None
+        self._body_prefix = '{"requests":'
+        if options.access_token is None:
+            self._body_suffix = "}"
+        else:
+            self._body_suffix = f',"token_auth":{json.dumps(options.access_token)}}}'
+        # One encoder for all batches: compact, and no NaN, which is not JSON.
+        # Hit values are str or int, so the check for circular references is skipped.
+        self._encode = json.JSONEncoder(
+            separators=(",", ":"), check_circular=False, allow_nan=False
+        ).encode
+        self._rng = random.Random()
+        self._init_state()
+        self.stats.attach(self)
+        _live_senders.add(self)
+
+    def _init_state(self) -> None:
+        options = self._options
+        self._pid = os.getpid()
+        self._queue = HitQueue(options.queue_max_hits, options.queue_max_bytes)
+        self._wake_at = 1
+        self._update_wake_at()
+        self._segments: deque[_Segment] = deque()
+        self._resolved = 0  # hits taken from the queue and then delivered or given up
+        self._breaker = CircuitBreaker(options.breaker_failures, options.breaker_cooldown)
+        self._previous_delay: float | None = None
+        self._retry_at = 0.0
+        self._attempt_count = 0
+        self._last_success = -1  # _attempt_count of the last successful request
+        self._failing_since: float | None = None
+        self._flush_requests = 0
+        self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._wake = asyncio.Event()
+        self._interrupt = asyncio.Event()
+        self._progress = asyncio.Event()
+
+    # -- Request path ------------------------------------------------------------
+
+    def submit(self, hit: Hit) -> None:
+        """Queue `hit` for delivery, or drop and count it when the queue is full.
+
+        Never awaits and never raises: a few attribute lookups and a deque
+        append in the common case.
+        """
+        queue = self._queue
+        if len(queue) < queue.limit:
+            queue.append(hit)
+            if len(queue) == self._wake_at:
+                self._wake_sender()
+        else:
+            self._drop_queue_full()
+
+    def _wake_sender(self) -> None:
+        # RuntimeError: the event belongs to a loop that is closed.
+        with contextlib.suppress(RuntimeError):
+            self._wake.set()
+
+    def _drop_queue_full(self) -> None:
+        try:
+            self.stats.dropped_queue_full += 1
+            self._log.log(
+                logging.WARNING,
+                "queue_full",
+                "Dropped a hit because the Matomo queue is full (%d hits, about %d bytes "
+                "queued or in flight). Delivery is failing or slower than traffic: %s",
+                len(self._queue) + self._queue.reserved,
+                self._queue.estimated_bytes,
+                self.stats.last_error or "no delivery error so far",
+            )
+        except Exception:  # noqa: S110 - the request path must never fail because of a log
+            pass
+
+    def ensure_started(self) -> None:
+        """Start the background task in the running event loop unless it runs already.
+
+        Cheap when the task runs. Starts fresh state when the process was forked
+        since the sender last ran. Does nothing outside a running event loop.
+        """
+        if self._pid != os.getpid():
+            self._reset_after_fork()
+        task = self._task
+        if task is not None and not task.done():
+            try:
+                if asyncio.get_running_loop() is self._loop:
+                    return
+            except RuntimeError:
+                return
+        self._start_task()
+
+    async def start(self) -> None:
+        """Start the background task in the running event loop (lifespan startup)."""
+        self.ensure_started()
+
+    async def __aenter__(self) -> Sender:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- Counts for DeliveryStats ------------------------------------------------------
+
+    def queued_count(self) -> int:
+        """Return the number of hits accepted into the queue since the sender started."""
+        return self._resolved + self._queue.reserved + len(self._queue)
+
+    def pending_count(self) -> int:
+        """Return the number of hits queued or in flight."""
+        return len(self._queue) + self._queue.reserved
+
+    # -- Flush and shutdown ------------------------------------------------------------
+
+    async def flush(self, timeout: float) -> FlushReport:
+        """Deliver the hits queued now, waiting at most `timeout` seconds.
+
+        The sender sends partial batches at once and does not wait for the
+        circuit breaker's cooldown, but still waits between retries. Return
+        how many hits were delivered and given up during the flush, and how
+        many are still pending when it returns.
+        """
+        if self._pid != os.getpid():
+            self._reset_after_fork()
+        stats = self.stats
+        delivered, dropped, invalid = stats.delivered, stats.dropped, stats.invalid
+        target = self.queued_count()
+        if self._resolved < target:
+            self.ensure_started()
+            self._flush_requests += 1
+            self._wake_sender()
+            self._interrupt.set()
+            try:
+                await self._wait_until_resolved(target, timeout)
+            finally:
+                self._flush_requests -= 1
+        return FlushReport(
+            delivered=stats.delivered - delivered,
+            pending=self.pending_count(),
+            dropped=stats.dropped - dropped,
+            invalid=stats.invalid - invalid,
+        )
+
+    async def aclose(self, timeout: float | None = None) -> FlushReport:
+        """Deliver what is queued within `timeout` seconds, stop the task and close the client.
+
+        `timeout` defaults to the `shutdown_timeout` option. Hits still pending
+        at the deadline stay in the queue and are lost when the process exits.
+        Logs one line with the hits delivered, pending (lost) and dropped.
+        The client passed in the options is not closed.
+        """
+        if timeout is None:
+            timeout = self._options.shutdown_timeout
+        if self._pid != os.getpid():
+            self._reset_after_fork()
+        self._closing = True
+        report = FlushReport(delivered=0, pending=self.pending_count(), dropped=0)
+        try:
+            report = await self.flush(timeout)
+        finally:
+            await self._stop_task()
+            await self._close_client()
+            self._closing = False
+            self._log_summary()
+        return report
+
+    async def _wait_until_resolved(self, target: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self._resolved < target:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._progress.wait(), remaining)
+            except asyncio.TimeoutError:
+                return
+
+    async def _stop_task(self) -> None:
+        task, self._task = self._task, None
+        if task is None or task.done():
+            return
+        task.cancel()
+        if task.get_loop() is not asyncio.get_running_loop():
+            return  # A task of another (closed) loop cannot be awaited here.
+        # asyncio.wait() raises only if this coroutine itself is cancelled.
+        await asyncio.wait({task})
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "The Matomo sender task failed while it was stopped", exc_info=task.exception()
+            )
+
+    async def _close_client(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            await client.aclose()
+        except Exception:
+            logger.debug("Closing the HTTP client of the Matomo sender failed", exc_info=True)
+
+    def _log_summary(self) -> None:
+        stats = self.stats
+        pending = self.pending_count()
+        if pending:
+            level = logging.ERROR
+        elif stats.dropped or stats.invalid:
+            level = logging.WARNING
+        else:
+            level = logging.INFO
+        logger.log(
+            level,
+            "Matomo sender stopped: %d hits delivered, %d pending and lost, %d dropped "
+            "(%d queue full, %d expired, %d rejected, %d unconfirmed), %d invalid",
+            stats.delivered,
+            pending,
+            stats.dropped,
+            stats.dropped_queue_full,
+            stats.dropped_expired,
+            stats.dropped_rejected,
+            stats.dropped_unconfirmed,
+            stats.invalid,
+        )
+
+    # -- Task and process lifecycle ------------------------------------------------------
+
+    def _start_task(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._loop is not loop:
+            # Events and connections belong to the loop they were made in. A
+            # task left from another loop is dead, so its hits return to the queue.
+            self._requeue_segments()
+            self._wake = asyncio.Event()
+            self._interrupt = asyncio.Event()
+            self._progress = asyncio.Event()
+            self._client = None
+            self._loop = loop
+        task = loop.create_task(self._run(), name="asgi-matomo-sender")
+        task.add_done_callback(self._on_task_done)
+        self._task = task
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            logger.error(
+                "The Matomo sender task stopped unexpectedly; it restarts with the next request",
+                exc_info=error,
+            )
+
+    def _reset_after_fork(self) -> None:
+        """Start with empty state in a forked child, without touching the parent's."""
+        # The inherited client shares its sockets with the parent: drop it unclosed.
+        self._init_state()
+        self._log.reset()
+        self.stats.reset()
+
+    def _requeue_segments(self) -> None:
+        segments = self._segments
+        while segments:
+            self._queue.put_back(segments.pop().hits)
+
+    # -- The delivery loop ------------------------------------------------------------
+
+    def _urgent(self) -> bool:
+        return self._flush_requests > 0 or self._closing
+
+    async def _run(self) -> None:
+        due = 0  # queued hits to send now, even if they do not fill a batch
+        try:
+            while True:
+                if not self._segments:
+                    queued = len(self._queue)
+                    full = queued >= self._wake_at
+                    if not full and not (queued and (due > 0 or self._urgent())):
+                        due = await self._wait_for_batch()
+                        continue
+                    hits = self._queue.take(self._batch_size())
+                    due -= len(hits)
+                    self._segments.append(_Segment(hits))
+                await self._deliver_next()
+        finally:
+            self._requeue_segments()
+
+    def _batch_size(self) -> int:
+        options = self._options
+        return min(options.batch_max_hits, self._queue.hits_for_bytes(options.batch_max_bytes))
+
+    def _update_wake_at(self) -> None:
+        self._wake_at = max(1, min(self._batch_size(), self._options.queue_max_hits))
+
+    async def _wait_for_batch(self) -> int:
+        """Wait for a full batch, a flush or `batch_max_age`; return the hits due by age."""
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), self._options.batch_max_age)
+        except asyncio.TimeoutError:
+            return len(self._queue)
+        return 0
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep `seconds`; return True early when a flush interrupts the sleep."""
+        interrupt = self._interrupt
+        if not interrupt.is_set():
+            try:
+                await asyncio.wait_for(interrupt.wait(), seconds)
+            except asyncio.TimeoutError:
+                return False
+        interrupt.clear()
+        return True
+
+    async def _deliver_next(self) -> None:
+        """Wait for the retry delay and the breaker, then send one segment."""
+        while True:
+            wait = self._retry_at - time.monotonic()
+            if not self._urgent():
+                wait = max(wait, self._breaker.time_until_probe())
+            if wait <= 0 or await self._sleep(wait):
+                break
+
+        segment = self._choose_segment()
+        try:
+            await self._attempt(segment)
+        except Exception as exc:
+            # A bug or a misused client (closed by its owner) must not stop delivery.
+            self._note_error(f"internal error: {exc!r}")
+            self._log.log(
+                logging.ERROR,
+                "internal",
+                "Sending hits to Matomo failed unexpectedly; retrying",
+                exc_info=exc,
+            )
+            self._schedule_retry(None)
+
+    def _choose_segment(self) -> _Segment:
+        """Return the front segment, or a one-hit probe when the front may be a poison hit.
+
+        A single hit that failed repeatedly while no other request succeeded
+        is either poison or hit by an outage. Sending the next hit separates the
+        two cases: if that one is accepted, Matomo works and the front hit is
+        tried once more, then dropped if it fails again.
+        """
+        front = self._segments[0]
+        if (
+            len(front.hits) > 1
+            or front.failures < SPLIT_AFTER_FAILURES
+            or self._last_success > front.first_failure
+        ):
+            return front
+
+        # NOTE: when the probe succeeds and the front hit then succeeds too, the
+        # probe's hit has arrived before the front hit, one hit out of order.
+        if len(self._segments) > 1:
+            following = self._segments[1]
+            if len(following.hits) > 1:
+                self._segments[1] = following.part(0, 1, failures=following.failures)
+                self._segments.insert(2, following.part(1, failures=following.failures))
+            return self._segments[1]
+        hits = self._queue.take(1)
+        if not hits:
+            return front
+        probe = _Segment(hits)
+        self._segments.append(probe)
+        return probe
+
+    async def _attempt(self, segment: _Segment) -> None:
+        if self._expire_old_hits:
+            self._drop_expired(segment)
+        if not segment.hits:
+            self._resolve(segment)
+            return
+
+        try:
+            body = self._encode_body(segment.hits)
+        except (TypeError, ValueError, RecursionError):
+            self._drop_unencodable(segment)
+            return
+        self._queue.record_encoded(len(segment.hits), len(body))
+        self._update_wake_at()
+        if len(body) > self._options.batch_max_bytes and len(segment.hits) > 1:
+            self._split(segment, len(segment.hits) // 2)
+            return
+
+        stats = self.stats
+        stats.http_requests += 1
+        if segment.attempts:
+            stats.retried += len(segment.hits)
+        segment.attempts += 1
+        self._attempt_count += 1
+        started = time.monotonic()
+        try:
+            client = self._get_client()
+            with translate_httpx_errors():
+                response = await client.post(self._url, content=body, headers=_REQUEST_HEADERS)
+            tracked, invalid = _read_response(response, len(segment.hits))
+        except DeliveryError as error:
+            self._on_failure(segment, error)
+            return
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "Sent %d hits to Matomo in %.1f ms",
+                len(segment.hits),
+                (time.monotonic() - started) * 1000,
+            )
+        self._on_success(segment, tracked, invalid)
+
+    def _encode_body(self, hits: list[Hit]) -> bytes:
+        # One encoder call for the whole batch; the output is ASCII.
+        return (self._body_prefix + self._encode(hits) + self._body_suffix).encode()
+
+    def _get_client(self) -> httpx.AsyncClient:
+        if self._options.client is not None:
+            return self._options.client
+        if self._client is None:
+            options = self._options
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(options.http_timeout, connect=options.connect_timeout),
+                limits=httpx.Limits(
+                    max_connections=2,
+                    max_keepalive_connections=1,
+                    keepalive_expiry=_KEEPALIVE_EXPIRY,
+                ),
+                follow_redirects=False,
+                headers={"User-Agent": _user_agent()},
+            )
+        return self._client
+
+    # -- Outcomes ---------------------------------------------------------------------
+
+    def _resolve(self, segment: _Segment) -> None:
+        """Remove a segment whose hits are all delivered or given up."""
+        self._segments.remove(segment)
+        self._release(len(segment.hits))
+
+    def _release(self, count: int) -> None:
+        self._queue.release(count)
+        self._resolved += count
+        # Wake every flush waiting for progress; later waiters use a new event.
+        progress, self._progress = self._progress, asyncio.Event()
+        progress.set()
+
+    def _on_success(self, segment: _Segment, tracked: int, invalid: int) -> None:
+        stats = self.stats
+        sent = len(segment.hits)
+        unconfirmed = max(0, sent - tracked - invalid)
+        stats.delivered += sent - invalid - unconfirmed
+        stats.invalid += invalid
+        stats.dropped_unconfirmed += unconfirmed
+        stats.batches_sent += 1
+        if invalid:
+            self._log.log(
+                logging.WARNING,
+                "invalid",
+                "Matomo rejected %d of %d hits as invalid. Matomo rejects a hit with an "
+                "unknown idsite, and a hit with cip or a cdt older than 24 hours unless "
+                "access_token is a token with write access to the site.",
+                invalid,
+                sent,
+            )
+        if unconfirmed:
+            self._log.log(
+                logging.ERROR,
+                "unconfirmed",
+                "Matomo confirmed only %d tracked and %d invalid of %d hits; the other %d "
+                "are counted as lost and not sent again, since some of the batch is stored",
+                tracked,
+                invalid,
+                sent,
+                unconfirmed,
+            )
+
+        self._last_success = self._attempt_count
+        self._previous_delay = None
+        self._retry_at = 0.0
+        self._interrupt.clear()
+        self._breaker.record_success()
+        if self._failing_since is not None:
+            self._log.log(
+                logging.INFO,
+                "recovered",
+                "Delivery to Matomo works again after %.0f s of failures",
+                time.monotonic() - self._failing_since,
+            )
+        self._failing_since = None
+        self._resolve(segment)
+
+    def _on_failure(self, segment: _Segment, error: DeliveryError) -> None:
+        self._note_error(str(error))
+        sent = len(segment.hits)
+        if isinstance(error, HTTPStatusError) and error.status_code == 413 and sent > 1:
+            # Payload Too Large: the batch is too big for Matomo's server, not wrong.
+            self._split(segment, sent // 2)
+            return
+        if not is_retryable(error):
+            self._reject(segment, error)
+            return
+
+        if _may_be_caused_by_hits(error):
+            if segment.first_failure < 0:
+                segment.first_failure = self._attempt_count
+            segment.failures += 1
+            others_succeeded = self._last_success > segment.first_failure
+            if sent == 1 and segment.failures >= SPLIT_AFTER_FAILURES and others_succeeded:
+                self._drop_poison(segment, error)
+                return
+            failing_index = _failing_index(error, sent)
+            if failing_index is not None:
+                self._isolate(segment, failing_index)
+            elif sent > 1 and (
+                segment.failures >= SPLIT_AFTER_FAILURES
+                or (others_succeeded and segment.failures >= 1)
+            ):
+                self._split(segment, sent // 2)
+
+        self._schedule_retry(error, sent=sent)
+
+    def _schedule_retry(self, error: DeliveryError | None, *, sent: int = 0) -> None:
+        options = self._options
+        retry_after = error.retry_after if isinstance(error, HTTPStatusError) else None
+        delay = retry_delay(
+            self._previous_delay,
+            retry_after,
+            initial=options.retry_initial_delay,
+            maximum=options.retry_max_delay,
+            retry_after_max=options.retry_after_max,
+            rng=self._rng,
+        )
+        self._previous_delay = min(delay, options.retry_max_delay)
+        self._retry_at = time.monotonic() + delay
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+
+        opened = self._breaker.record_failure()
+        if error is None:
+            return
+        self._log.log(
+            logging.WARNING,
+            "retry",
+            "Sending %d hits to Matomo failed: %s. Retrying in %.1f s; %d hits pending",
+            sent,
+            error,
+            delay,
+            self.pending_count(),
+        )
+        if opened:
+            self._log.log(
+                logging.WARNING,
+                "breaker",
+                "Matomo failed %d times in a row; pausing delivery for %.0f s while hits "
+                "keep queueing (up to %d hits)",
+                self._breaker.consecutive_failures,
+                max(delay, self._breaker.cooldown),
+                options.queue_max_hits,
+            )
+
+    def _reject(self, segment: _Segment, error: DeliveryError) -> None:
+        sent = len(segment.hits)
+        self.stats.dropped_rejected += sent
+        if isinstance(error, RedirectError):
+            self._log.log(
+                logging.ERROR,
+                "redirect",
+                "Dropped %d hits: Matomo at %s redirected the bulk request (%d) to %s. "
+                "Set matomo_url to the URL of the redirect target; redirects are not "
+                "followed, since a redirected POST may lose its body or carry the token "
+                "to another server.",
+                sent,
+                _display_url(self._url),
+                error.status_code,
+                error.location or "no Location header",
+            )
+        else:
+            self._log.log(
+                logging.ERROR,
+                "rejected",
+                "Dropped %d hits: Matomo rejected the bulk request (%s). Requests with "
+                "this status are not retried; check matomo_url and access_token.",
+                sent,
+                error,
+            )
+        # The server responded, so the breaker counts no failure.
+        self._previous_delay = None
+        self._retry_at = 0.0
+        self._resolve(segment)
+
+    def _drop_poison(self, segment: _Segment, error: DeliveryError) -> None:
+        self.stats.dropped_rejected += 1
+        names = ", ".join(sorted(segment.hits[0]))
+        self._log.log(
+            logging.ERROR,
+            "poison",
+            "Dropped a hit that made Matomo fail (%s) in every bulk request that "
+            "contained it, while Matomo accepted other hits. Its parameters: %s",
+            error,
+            names,
+        )
+        self._retry_at = 0.0
+        self._resolve(segment)
+
+    def _drop_expired(self, segment: _Segment) -> None:
+        hits = segment.hits
+        cutoff = time.time() - EXPIRY_AGE
+        oldest = _hit_time(hits[0])
+        if oldest is not None and oldest >= cutoff + _EXPIRY_CHECK_WINDOW:
+            return
+        kept = [hit for hit in hits if not _is_older(hit, cutoff)]
+        expired = len(hits) - len(kept)
+        if not expired:
+            return
+        segment.hits = kept
+        self.stats.dropped_expired += expired
+        self._release(expired)
+        self._log.log(
+            logging.WARNING,
+            "expired",
+            "Dropped %d hits older than 24 hours: Matomo accepts a hit time (cdt) that "
+            "old only with a token. Set access_token to keep such hits.",
+            expired,
+        )
+
+    def _drop_unencodable(self, segment: _Segment) -> None:
+        kept: list[Hit] = []
+        names: set[str] = set()
+        for hit in segment.hits:
+            try:
+                self._encode([hit])
+            except (TypeError, ValueError, RecursionError):
+                names.update(
+                    name for name, value in hit.items() if not isinstance(value, (str, int))
+                )
+                continue
+            kept.append(hit)
+        dropped = len(segment.hits) - len(kept)
+        segment.hits = kept
+        self.stats.dropped_rejected += dropped
+        self._release(dropped)
+        self._log.log(
+            logging.ERROR,
+            "unencodable",
+            "Dropped %d hits that cannot be encoded as JSON: the values of parameters %s "
+            "must be str or int",
+            dropped,
+            ", ".join(sorted(names)) or "(unknown)",
+        )
+        if not kept:
+            self._resolve(segment)
+
+    # -- Splitting ------------------------------------------------------------------
+
+    def _split(self, segment: _Segment, at: int) -> None:
+        """Replace `segment` by its hits before `at` and from `at` on, in place."""
+        position = self._segments.index(segment)
+        self._segments[position] = segment.part(0, at)
+        self._segments.insert(position + 1, segment.part(at))
+
+    def _isolate(self, segment: _Segment, index: int) -> None:
+        """Split out the hit at `index`, which Matomo reported as the one that failed."""
+        position = self._segments.index(segment)
+        parts = []
+        if index > 0:
+            parts.append(segment.part(0, index))
+        parts.append(segment.part(index, index + 1, failures=segment.failures))
+        if index + 1 < len(segment.hits):
+            parts.append(segment.part(index + 1))
+        del self._segments[position]
+        for offset, part in enumerate(parts):
+            self._segments.insert(position + offset, part)
+
+    def _note_error(self, text: str) -> None:
+        self.stats.last_error = self._log.redact(text)
+        self.stats.last_error_time = time.time()
+
+
+# -- Helpers without state ---------------------------------------------------------
+
+
+def _read_response(response: httpx.Response, sent: int) -> tuple[int, int]:
+    """Return (tracked, invalid) from a bulk response, or raise a `DeliveryError`."""
+    status = response.status_code
+    if 300 <= status < 400:
+        location = response.headers.get("location")
+        raise RedirectError(
+            f"Matomo responded {status} {response.reason_phrase} with Location {location!r}",
+            status_code=status,
+            location=location,
+        )
+    if status == 204:
+        return sent, 0  # No content: Matomo tracked the batch without sending counts.
+    if not 200 <= status < 300:
+        data = _json_object(response.content)
+        raise HTTPStatusError(
+            f"Matomo responded {status} {response.reason_phrase}",
+            status_code=status,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            tracked=_count(data.get("tracked")) if data.get("status") == "error" else None,
+            invalid=_count(data.get("invalid", 0)) if data.get("status") == "error" else None,
+        )
+
+    data = _json_object(response.content)
+    if not data:
+        start = response.content[:60].decode("utf-8", "replace")
+        raise InvalidResponseError(
+            f"Matomo responded {status} with a body that is not a bulk tracking result: {start!r}",
+            retryable=True,
+        )
+    if data.get("status") != "success":
+        raise InvalidResponseError(
+            f"Matomo responded {status} with status {data.get('status')!r}", retryable=True
+        )
+    tracked = _count(data.get("tracked"))
+    invalid = _count(data.get("invalid", 0))
+    if tracked is None or invalid is None:
+        raise InvalidResponseError(
+            f"Matomo responded {status} without valid tracked and invalid counts",
+            retryable=True,
+        )
+    if tracked == 0 and invalid == 0 and sent > 0:
+        raise InvalidResponseError(
+            f"Matomo responded {status} but counted none of the {sent} hits as tracked or "
+            "invalid, so it did not read the bulk request",
+            retryable=True,
+        )
+    return min(tracked, sent), min(invalid, sent - min(tracked, sent))
+
+
+def _json_object(content: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def _may_be_caused_by_hits(error: DeliveryError) -> bool:
+    """Return True for failures that a bad hit can cause: a 500 or a 2xx that confirms nothing.
+
+    Timeouts, refused connections, 502, 503, 504, 408 and 429 mean Matomo is
+    unreachable or overloaded, whatever the batch contains.
+    """
+    if isinstance(error, HTTPStatusError):
+        return error.status_code == 500
+    return isinstance(error, InvalidResponseError)
+
+
+def _failing_index(error: DeliveryError, sent: int) -> int | None:
+    """Return the position of the hit that made Matomo fail, when its response shows it.
+
+    Matomo's bulk handler processes hits in order and, on an exception, responds
+    500 with the numbers tracked and invalid so far: the hit after those failed.
+    """
+    if not isinstance(error, HTTPStatusError) or error.tracked is None:
+        return None
+    index = error.tracked + (error.invalid or 0)
+    if sent > 1 and 0 <= index < sent:
+        return index
+    return None
+
+
+def _hit_time(hit: Hit) -> float | None:
+    """Return the UNIX time of a hit's `cdt`, or None when it has none that parses."""
+    value = hit.get("cdt")
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            try:
+                return float(calendar.timegm(time.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")))
+            except ValueError:
+                return None
+    return None
+
+
+def _is_older(hit: Hit, cutoff: float) -> bool:
+    moment = _hit_time(hit)
+    return moment is not None and moment < cutoff
+
+
+def _display_url(url: str) -> str:
+    """Return `url` without user name and password, for logs."""
+    try:
+        return str(httpx.URL(url).copy_with(username=None, password=None))
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "(the configured matomo_url)"
