@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asgi_matomo.privacy import anonymize_ip
 from asgi_matomo.proxies import (
     DEFAULT_TRUSTED_PROXIES,
     ResolvedClient,
@@ -456,6 +457,11 @@ def assert_valid_result(resolved: ResolvedClient) -> None:
         address = ipaddress.ip_address(resolved.ip)
         assert str(address) == resolved.ip
         assert not (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped)
+        # What is sent as `cip` after anonymisation is a valid address as well.
+        for level in (1, 2, 3):
+            masked = anonymize_ip(resolved.ip, level)
+            assert masked is not None
+            assert str(ipaddress.ip_address(masked)) == masked
     assert resolved.scheme in (None, "http", "https")
     if resolved.host is not None:
         assert HOST_SAFE.fullmatch(resolved.host)

@@ -16,6 +16,7 @@ from urllib.parse import unquote_plus
 from .proxies import parse_address
 
 __all__ = [
+    "ANONYMIZE_IP_LEVELS",
     "DEFAULT_REDACTED_QUERY_PARAMS",
     "IDENTIFYING_PARAMETERS",
     "PRIVACY_SIGNAL_MODES",

@@ -14,7 +14,7 @@ Rules:
   so the list is read from the right. Trusted hops are skipped and the first
   untrusted address is the client. When every hop is trusted, the leftmost hop
   is the client. With ``"*"`` every peer and every hop is trusted.
-* Unix domain sockets: ASGI servers report no IP address for such a peer
+* Unix domain sockets: uvicorn reports no address for such a peer
   (``scope["client"]`` is None). The entry ``"unix"`` trusts a peer without an
   IP address, for a proxy that connects through a socket file.
 * A hop that is not a valid IP address (``unknown``, an RFC 7239 obfuscated
