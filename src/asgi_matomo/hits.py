@@ -12,6 +12,11 @@ The parameters come in three layers, each overriding the one before:
    ``scope["state"]["asgi_matomo"]``, read after the application returned.
 
 A value of None in layer 2 or 3 removes that parameter from the hit.
+
+``url`` keeps the percent-escapes the client sent (``/caf%C3%A9``), as a
+browser's address bar would report it. ``action_name`` defaults to the decoded
+path with ``root_path`` in front (``/café``), because Matomo shows it as a page
+title.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from .params import (
     to_parameter,
 )
 from .privacy import anonymize_ip, has_privacy_signal, strip_identifying_parameters
+from .proxies import ResolvedClient
 from .trackers import STATE_KEY
 from .types import Hit, Scope
 from .visitor import IdResult, call_user_id, call_visitor_id
@@ -81,25 +87,12 @@ def build_hit(
 
     # Forwarding headers count only when the peer is a trusted proxy.
     forwarded = options.trusted_proxies.resolve(scope.get("client"), headers)
-    seen_scheme: str = forwarded.scheme or scope.get("scheme", "http")
-    scheme = "https" if options.assume_https else seen_scheme
-    host = forwarded.host or host
-    if host:
-        authority = urls.strip_default_port(host, scheme, seen_scheme)
-    else:
-        authority = urls.server_authority(scope, scheme)
     redactor = options.redact_query_params
-    url = urls.build_url(
-        scheme,
-        authority,
-        urls.encoded_path(scope),
-        redactor.redact_query(urls.decode_query(scope.get("query_string", b""))),
-    )
 
     hit = options.base_hit.copy()
     hit["rand"] = getrandbits(31)
     hit["cdt"] = int(started_at)
-    hit["url"] = url
+    hit["url"] = _request_url(scope, options, forwarded, host)
     hit["action_name"] = urls.full_path(scope)[:MAX_ACTION_NAME_LENGTH]
     hit["pf_srv"] = measured_milliseconds(duration_ms)
     if user_agent:
@@ -133,6 +126,26 @@ def build_hit(
         # privacy_signals="strip": the visit is counted but not tied to a person.
         strip_identifying_parameters(hit)
     return hit
+
+
+def _request_url(
+    scope: Scope, options: Options, forwarded: ResolvedClient, host_header: str | None
+) -> str:
+    """Return the URL the client requested, with secret query values redacted."""
+    seen_scheme: str = forwarded.scheme or scope.get("scheme", "http")
+    scheme = "https" if options.assume_https else seen_scheme
+    host = forwarded.host or host_header
+    if host:
+        authority = urls.strip_default_port(host, scheme, seen_scheme)
+    else:
+        authority = urls.server_authority(scope, scheme)
+    query = urls.decode_query(scope.get("query_string", b""))
+    return urls.build_url(
+        scheme,
+        authority,
+        urls.encoded_path(scope),
+        options.redact_query_params.redact_query(query),
+    )
 
 
 def _add_ids(hit: Hit, scope: Scope, headers: list[tuple[bytes, bytes]], options: Options) -> None:
