@@ -412,6 +412,9 @@ def test_trusted_proxies_constructor_validates() -> None:
         ("1.2.3.4.5", None),
         ("::g", None),
         ("1.2.3.4\n", None),
+        ("fe80::1%" + "e" * 15, "fe80::1"),
+        # Longer than any valid form: rejected before parsing.
+        ("fe80::1%" + "e" * 100, None),
     ],
 )
 def test_normalize_ip_address(text: str, expected: str | None) -> None:

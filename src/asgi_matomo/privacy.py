@@ -227,12 +227,24 @@ _NAME_SEPARATORS = str.maketrans("", "", "-_. []")
 _SUFFIX_MARK = "*"
 
 
-@functools.lru_cache(maxsize=1024)
+# Names up to this length are cached, because the same few parameter names
+# repeat on most requests. Longer ones are rare and would only fill the cache.
+_CACHED_NAME_LENGTH = 64
+
+
 def _normalize_name(name: str) -> str:
-    # Cached because the same few parameter names repeat on most requests.
+    if len(name) > _CACHED_NAME_LENGTH:
+        return _normalize_name_uncached(name)
+    return _normalize_name_cached(name)
+
+
+def _normalize_name_uncached(name: str) -> str:
     if "%" in name or "+" in name:
         name = unquote_plus(name, errors="replace")
     return name.lower().translate(_NAME_SEPARATORS)
+
+
+_normalize_name_cached = functools.lru_cache(maxsize=1024)(_normalize_name_uncached)
 
 
 class QueryRedactor:

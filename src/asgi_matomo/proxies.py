@@ -24,15 +24,15 @@ Rules:
 * Header families: when the request carries any of X-Forwarded-For,
   X-Forwarded-Proto or X-Forwarded-Host, only those are read and RFC 7239
   ``Forwarded`` is ignored. ``Forwarded`` is read only when none of them is
-  present. nginx, HAProxy and the cloud load balancers set the X-Forwarded
-  headers by default and pass a client's ``Forwarded`` header through
-  unchanged. Mixing both families would let such a client choose the fields
-  its proxy did not set.
+  present. nginx and HAProxy, as usually configured, set the X-Forwarded
+  headers and pass a client's ``Forwarded`` header through unchanged. Mixing
+  both families would let such a client choose the fields its proxy did not
+  set.
 * The scheme and host come from the hop where the walk stopped. In
   ``Forwarded`` that is the same element. X-Forwarded-Proto and
-  X-Forwarded-Host lists are aligned with X-Forwarded-For from the right, since
-  each proxy appends to all of them. A proxy that overwrites them leaves one
-  value, which is then used. A scheme other than http or https, or a host that
+  X-Forwarded-Host lists are aligned with X-Forwarded-For from the right,
+  which matches proxies that append to all three. A proxy that overwrites them
+  leaves one value, which is then used. A scheme other than http or https, or a host that
   is not a valid ``host[:port]``, is ignored.
 
 Returned addresses are normalized: IPv4-mapped IPv6 addresses become IPv4, zone
@@ -126,17 +126,30 @@ class ParsedAddress(NamedTuple):
     text: str
 
 
-@functools.lru_cache(maxsize=2048)
+# Longer than any address form accepted below: "[" + 45 characters of IPv6
+# with an embedded IPv4 + "%" + a zone id (at most 15 characters on Linux) +
+# "]:65535".
+_MAX_ADDRESS_LENGTH = 100
+
+
 def parse_address(text: str) -> ParsedAddress | None:
     """Parse one address as found in a header or in ``scope["client"]``.
 
     Accepts ``1.2.3.4``, ``1.2.3.4:80``, ``2001:db8::1``, ``[2001:db8::1]``,
     ``[2001:db8::1]:443`` and IPv6 zone ids. Returns the IP version, the
     address as an int and its normalized text, or None for anything else.
-    Cached because the same proxy and client addresses repeat on every request.
-    The cache is bounded, so headers made of random addresses only cost the
-    parse they would cost without it.
     """
+    if len(text) > _MAX_ADDRESS_LENGTH:
+        # Rejected before the cache, so long header values never fill it.
+        return None
+    return _parse_address(text)
+
+
+@functools.lru_cache(maxsize=2048)
+def _parse_address(text: str) -> ParsedAddress | None:
+    # Cached because the same proxy and client addresses repeat on every
+    # request. The cache is bounded, so headers made of random addresses cost
+    # only the parse they would cost without it.
     text = text.strip(_SPACE)
     if text.startswith("["):
         end = text.find("]")
