@@ -117,7 +117,7 @@ _SIGNAL_HEADERS = frozenset((b"dnt", b"sec-gpc"))
 # - _idts, _idvc, _viewts and _ects are a visitor's first visit time, visit
 #   count, previous visit time and last order time. Together they make a
 #   returning visitor recognisable.
-# - _cvar holds visit-scope custom variables, which may contain account data.
+# - _cvar contains visit-scope custom variables, which may include account data.
 # - country, region, city, lat and long override the visitor's location.
 IDENTIFYING_PARAMETERS: frozenset[str] = frozenset(
     (

@@ -80,12 +80,12 @@ def validate_user_id(value: object) -> str | None:
 
 
 class TrackerCookie:
-    """Reads the visitor id from the ``_pk_id`` cookie of one Matomo site.
+    """The reader of the visitor id in the ``_pk_id`` cookie of one Matomo site.
 
     Only cookies named ``_pk_id.<idsite>.<hash>`` for this ``idsite`` count,
     where ``<hash>`` is hex digits. When several match (the tracker ran with
     different cookie domains or paths), the first one with a valid id wins.
-    Browsers send the cookie with the longest path first.
+    RFC 6265 has browsers send cookies with longer paths first.
     """
 
     __slots__ = ("_idsite", "_prefix")
