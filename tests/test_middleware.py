@@ -410,7 +410,7 @@ def test_route_details() -> None:
     assert "e_c" not in bar_hit
 
 
-def test_override_by_replacing_dict_with_state_created_by_app() -> None:
+def test_override_replacing_dict_new_state() -> None:
     async def foo(request: Request) -> Response:
         if "state" not in request.scope:
             request.scope["state"] = {}
@@ -630,7 +630,7 @@ class FakeServer:
         return await self._outcome(task)
 
     async def _wait_for_answer(self, task: asyncio.Task[None], prefix: str) -> bool:
-        """Wait until the app answers ``prefix`` or ends; tell whether it completed."""
+        """Wait until the app replies to ``prefix`` or ends, and tell whether it completed."""
         while not task.done():
             answers = [m["type"] for m in self.sent if m["type"].startswith(prefix)]
             if answers:

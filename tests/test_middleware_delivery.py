@@ -91,7 +91,7 @@ async def timed_homepage(request: Request) -> Response:
     return JSONResponse({"data": 4000})
 
 
-def test_documented_examples_delivered_before_shutdown_completes() -> None:
+def test_doc_examples_delivered_before_shutdown() -> None:
     recorder = RecordingMatomo()
     hits_at_shutdown: list[int] = []
 
@@ -171,7 +171,7 @@ def test_token_only_in_bulk_body() -> None:
     assert all(TOKEN not in json.dumps(entry) for entry in body["requests"])
 
 
-def test_sender_started_by_first_request_without_lifespan() -> None:
+def test_first_request_starts_sender() -> None:
     recorder = RecordingMatomo()
 
     async def scenario() -> MatomoMiddleware:

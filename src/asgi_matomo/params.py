@@ -10,8 +10,8 @@ from . import urls
 
 # Matomo keeps at most 1,024 characters of an action name and of a URL.
 MAX_ACTION_NAME_LENGTH = 1024
-# Long enough for any real browser's User-Agent (they stay under 300 characters)
-# while keeping a hostile header from bloating every queued hit.
+# An estimate: common browser User-Agent strings are 100 to 200 characters, so
+# they stay whole, while a hostile header cannot bloat every queued hit.
 MAX_USER_AGENT_LENGTH = 500
 # Accept-Language is only used to guess a country, and real values are short.
 MAX_LANGUAGE_LENGTH = 200

@@ -1,4 +1,4 @@
-"""Measure parts of a request and send the result as a tracking parameter."""
+"""Measure parts of a request and store the result as a tracking parameter."""
 
 from __future__ import annotations
 

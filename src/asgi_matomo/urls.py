@@ -56,14 +56,15 @@ def full_path(scope: Scope) -> str:
 def encoded_path(scope: Scope) -> str:
     """Return the percent-encoded path of the request, ``root_path`` included.
 
-    ``raw_path`` holds the bytes the client sent, so its escapes are kept as
+    ``raw_path`` contains the bytes the client sent, so its escapes are kept as
     they were. Bytes outside ASCII are escaped. Without ``raw_path`` the
     decoded path is encoded again.
     """
     raw_path = scope.get("raw_path")
     root_path: str = scope.get("root_path", "")
     if isinstance(raw_path, bytes) and raw_path:
-        # Some servers put the query into raw_path; the query is added separately.
+        # The ASGI spec leaves the query out of raw_path. Cutting at "?" keeps a
+        # server that includes it anyway from doubling the query in the URL.
         raw_path = raw_path.partition(b"?")[0]
         if root_path:
             root_bytes = quote(root_path, safe=_PATH_SAFE).encode("ascii")
