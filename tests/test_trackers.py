@@ -6,9 +6,15 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
-from asgi_matomo import trackers
+from asgi_matomo import MatomoMiddleware, trackers
+from asgi_matomo.testing import RecordingMatomo
 from asgi_matomo.trackers import PerfMsTracker
 from asgi_matomo.types import Scope
 
@@ -129,3 +135,35 @@ def test_real_clock_measures_sleep() -> None:
 
     # Only a lower bound: a busy machine may take longer, never shorter.
     assert scope["state"]["asgi_matomo"]["pf_srv"] >= 19
+
+
+def test_tracker_value_sent_by_middleware() -> None:
+    recorder = RecordingMatomo()
+    elapsed: list[int | None] = []
+
+    async def homepage(request: Request) -> Response:
+        async with PerfMsTracker(scope=request.scope, key="pf_srv") as tracker:
+            await asyncio.sleep(0.01)
+        elapsed.append(tracker.elapsed_ms)
+        return PlainTextResponse("ok")
+
+    async def scenario() -> None:
+        matomo = httpx.AsyncClient(transport=httpx.ASGITransport(app=recorder))
+        async with matomo:
+            app = MatomoMiddleware(
+                Starlette(routes=[Route("/", homepage)]),
+                matomo_url="http://matomo.test/matomo.php",
+                idsite=1,
+                client=matomo,
+            )
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                response = await client.get("/")
+            assert response.text == "ok"
+            await app.sender.aclose()
+
+    asyncio.run(scenario())
+
+    [hit] = recorder.hits()
+    assert elapsed[0] is not None
+    assert hit["pf_srv"] == str(elapsed[0])
