@@ -76,6 +76,10 @@ _EXPIRY_CHECK_WINDOW = 3600
 # 2xx that confirms nothing) is split in two to find the hit that makes it fail.
 SPLIT_AFTER_FAILURES = 2
 
+# After a probe failed (so Matomo was failing for every hit), the next probe
+# waits until the front hit has failed this many times.
+_PROBE_AGAIN_AFTER_FAILURES = 16
+
 # Seconds a connection of our own client stays open while idle. This is below
 # the 5 seconds of Apache's default KeepAliveTimeout, so the client closes an
 # idle connection before the server does and rarely sends on a closing one.
@@ -110,7 +114,7 @@ class FlushReport:
 class _Segment:
     """Hits sent together in one bulk request: a batch, or a part of a split batch."""
 
-    __slots__ = ("attempts", "failures", "first_failure", "hits")
+    __slots__ = ("attempts", "failures", "first_failure", "hits", "probed_at")
 
     def __init__(
         self, hits: list[Hit], *, attempts: int = 0, failures: int = 0, first_failure: int = -1
@@ -122,6 +126,8 @@ class _Segment:
         self.failures = failures
         # Sender._attempt_count at the first failure of these hits, or -1.
         self.first_failure = first_failure
+        # Value of `failures` when the hit after this segment was last sent as a probe.
+        self.probed_at = 0
 
     def part(self, start: int, stop: int | None = None, *, failures: int = 0) -> _Segment:
         return _Segment(
@@ -194,6 +200,8 @@ class Sender:
         self._retry_at = 0.0
         self._attempt_count = 0
         self._last_success = -1  # _attempt_count of the last successful request
+        self._probe: _Segment | None = None  # the segment sent as a probe, while in flight
+        self._probe_failed = False  # a probe failed since the last successful request
         self._failing_since: float | None = None
         self._flush_requests = 0
         self._closing = False
@@ -243,23 +251,30 @@ class Sender:
     def ensure_started(self) -> None:
         """Start the background task in the running event loop unless it runs already.
 
-        Cheap when the task runs. Starts fresh state when the process was forked
-        since the sender last ran. Does nothing outside a running event loop.
+        Cheap when the task runs: one attribute lookup and one method call,
+        because the request path calls this for every request. A fork resets
+        the sender through `os.register_at_fork`, so a child finds no task here
+        and starts its own. Does nothing outside a running event loop.
         """
-        if self._pid != os.getpid():
-            self._reset_after_fork()
         task = self._task
         if task is not None and not task.done():
-            try:
-                if asyncio.get_running_loop() is self._loop:
-                    return
-            except RuntimeError:
-                return
+            # NOTE: a task of an event loop that was closed without cancelling its
+            # tasks (asyncio.run() cancels them) looks alive here; start() and
+            # flush() detect the changed loop instead.
+            return
         self._start_task()
 
     async def start(self) -> None:
         """Start the background task in the running event loop (lifespan startup)."""
-        self.ensure_started()
+        self._restart_if_moved()
+
+    def _restart_if_moved(self) -> None:
+        """Start fresh after a fork, and start the task in the running loop if needed."""
+        if self._pid != os.getpid():
+            self._reset_after_fork()
+        task = self._task
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            self._start_task()
 
     async def __aenter__(self) -> Sender:
         await self.start()
@@ -294,7 +309,7 @@ class Sender:
         delivered, dropped, invalid = stats.delivered, stats.dropped, stats.invalid
         target = self.queued_count()
         if self._resolved < target:
-            self.ensure_started()
+            self._restart_if_moved()
             self._flush_requests += 1
             self._wake_sender()
             self._interrupt.set()
@@ -488,6 +503,9 @@ class Sender:
                 wait = max(wait, self._breaker.time_until_probe())
             if wait <= 0 or await self._sleep(wait):
                 break
+        # A flush that started before this attempt is served by it; only a
+        # flush that starts during a later wait cuts that wait short.
+        self._interrupt.clear()
 
         segment = self._choose_segment()
         try:
@@ -509,13 +527,20 @@ class Sender:
         A single hit that failed repeatedly while no other request succeeded
         is either poison or hit by an outage. Sending the next hit separates the
         two cases: if that one is accepted, Matomo works and the front hit is
-        tried once more, then dropped if it fails again.
+        tried once more, then dropped if it fails again. During an outage the
+        probe fails too. Probes then wait for the front hit's 16th, 32nd, ...
+        failure, so that after an outage the front hit is almost always the
+        first one sent again.
         """
         front = self._segments[0]
+        failures = front.failures
         if (
             len(front.hits) > 1
-            or front.failures < SPLIT_AFTER_FAILURES
+            or failures < SPLIT_AFTER_FAILURES
+            or failures & (failures - 1)  # not a power of two
+            or front.probed_at == failures
             or self._last_success > front.first_failure
+            or (self._probe_failed and failures < _PROBE_AGAIN_AFTER_FAILURES)
         ):
             return front
 
@@ -526,12 +551,15 @@ class Sender:
             if len(following.hits) > 1:
                 self._segments[1] = following.part(0, 1, failures=following.failures)
                 self._segments.insert(2, following.part(1, failures=following.failures))
-            return self._segments[1]
-        hits = self._queue.take(1)
-        if not hits:
-            return front
-        probe = _Segment(hits)
-        self._segments.append(probe)
+            probe = self._segments[1]
+        else:
+            hits = self._queue.take(1)
+            if not hits:
+                return front
+            probe = _Segment(hits)
+            self._segments.append(probe)
+        front.probed_at = failures
+        self._probe = probe
         return probe
 
     async def _attempt(self, segment: _Segment) -> None:
@@ -641,9 +669,10 @@ class Sender:
             )
 
         self._last_success = self._attempt_count
+        self._probe = None
+        self._probe_failed = False
         self._previous_delay = None
         self._retry_at = 0.0
-        self._interrupt.clear()
         self._breaker.record_success()
         if self._failing_since is not None:
             self._log.log(
@@ -657,6 +686,9 @@ class Sender:
 
     def _on_failure(self, segment: _Segment, error: DeliveryError) -> None:
         self._note_error(str(error))
+        if segment is self._probe:
+            self._probe = None
+            self._probe_failed = True
         sent = len(segment.hits)
         if isinstance(error, HTTPStatusError) and error.status_code == 413 and sent > 1:
             # Payload Too Large: the batch is too big for Matomo's server, not wrong.

@@ -84,7 +84,10 @@ class Fault:
 
 @dataclass
 class RecordedRequest:
-    """One HTTP request that reached the recorder, with the status of its response."""
+    """One HTTP request that reached the recorder, with the status of its response.
+
+    `received_at` is the `time.monotonic()` value when its body had arrived.
+    """
 
     method: str
     path: str
@@ -92,6 +95,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     status: int = 0
+    received_at: float = field(default_factory=time.monotonic)
 
 
 class _TrackerException(Exception):
