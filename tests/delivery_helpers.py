@@ -11,6 +11,8 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import httpx
+
 from asgi_matomo.options import Options, parse_options
 from asgi_matomo.sender import Sender
 from asgi_matomo.testing import RecordingMatomo, serve_app
@@ -57,6 +59,13 @@ def make_hit(number: int, *, cdt: int | None = None, **extra: str | int) -> Hit:
 def hit_number(hit: Mapping[str, Any]) -> int:
     """Return the number that `make_hit` put at the end of the hit's url."""
     return int(str(hit["url"]).removeprefix(URL_PREFIX))
+
+
+def port_of(url: str) -> int:
+    """Return the port of an http URL that names one."""
+    port = httpx.URL(url).port
+    assert port is not None
+    return port
 
 
 def free_port() -> int:

@@ -299,9 +299,10 @@ class Sender:
         """Deliver the hits queued now, waiting at most `timeout` seconds.
 
         The sender sends partial batches at once and does not wait for the
-        circuit breaker's cooldown, but still waits between retries. Return
-        how many hits were delivered and given up during the flush, and how
-        many are still pending when it returns.
+        circuit breaker's cooldown. A wait for a retry (or for `Retry-After`)
+        that is running when the flush starts is cut short once; later retries
+        wait as usual. Return how many hits were delivered and given up during
+        the flush, and how many are still pending when it returns.
         """
         if self._pid != os.getpid():
             self._reset_after_fork()

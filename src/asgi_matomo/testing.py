@@ -84,9 +84,10 @@ class Fault:
 
 @dataclass
 class RecordedRequest:
-    """One HTTP request that reached the recorder, with the status of its response.
+    """One HTTP request that reached the recorder, with the response it got.
 
     `received_at` is the `time.monotonic()` value when its body had arrived.
+    `status` and `response_body` stay 0 and empty until the response is sent.
     """
 
     method: str
@@ -95,6 +96,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     status: int = 0
+    response_body: bytes = b""
     received_at: float = field(default_factory=time.monotonic)
 
 
@@ -255,6 +257,7 @@ class RecordingMatomo:
         if delay > 0:
             await asyncio.sleep(delay)
         request.status = status
+        request.response_body = content
         await _respond(send, status, headers, content)
 
     # -- Matomo's rules --------------------------------------------------------
