@@ -32,6 +32,8 @@ class HitQueue(deque[Hit]):
 
     __slots__ = ("hit_bytes", "limit", "max_bytes", "max_hits", "reserved")
 
+    hit_bytes: float
+
     def __init__(
         self, max_hits: int, max_bytes: int, *, hit_bytes: int = INITIAL_HIT_BYTES
     ) -> None:
@@ -42,7 +44,7 @@ class HitQueue(deque[Hit]):
             raise ValueError(f"max_bytes must be >= 1, got {max_bytes!r}")
         self.max_hits = max_hits
         self.max_bytes = max_bytes
-        self.hit_bytes = max(1, hit_bytes)
+        self.hit_bytes = float(max(1, hit_bytes))
         self.reserved = 0
         self.limit = 0
         self._update_limit()
@@ -79,17 +81,17 @@ class HitQueue(deque[Hit]):
             return
         measured = encoded_bytes / hit_count
         estimate = (1 - _ESTIMATE_WEIGHT) * self.hit_bytes + _ESTIMATE_WEIGHT * measured
-        self.hit_bytes = max(1, round(estimate))
+        self.hit_bytes = max(1.0, estimate)
         self._update_limit()
 
     def hits_for_bytes(self, max_bytes: int) -> int:
         """Return how many hits of the estimated size fit in `max_bytes` (at least 1)."""
-        return max(1, max_bytes // self.hit_bytes)
+        return max(1, int(max_bytes // self.hit_bytes))
 
     @property
     def estimated_bytes(self) -> int:
         """Estimated JSON size of the queued hits, in bytes."""
-        return len(self) * self.hit_bytes
+        return round(len(self) * self.hit_bytes)
 
     def reset(self) -> None:
         """Remove all hits and forget the hits in flight."""
@@ -98,5 +100,5 @@ class HitQueue(deque[Hit]):
         self._update_limit()
 
     def _update_limit(self) -> None:
-        capacity = min(self.max_hits, self.max_bytes // self.hit_bytes)
+        capacity = min(self.max_hits, int(self.max_bytes // self.hit_bytes))
         self.limit = max(0, capacity - self.reserved)

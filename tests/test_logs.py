@@ -1,0 +1,159 @@
+"""ThrottledLog: one line per kind of failure per interval, with the count suppressed."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from asgi_matomo.logs import REDACTED, ThrottledLog
+
+LOGGER = "asgi_matomo.tests.logs"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def throttled(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> ThrottledLog:
+    caplog.set_level(logging.DEBUG, LOGGER)
+    return ThrottledLog(logging.getLogger(LOGGER), 60.0, secrets=("tok-123",), clock=clock)
+
+
+def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == LOGGER]
+
+
+def test_first_message_logged_at_once(
+    throttled: ThrottledLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert throttled.log(logging.WARNING, "retry", "failed %d times", 3) is True
+    assert messages(caplog) == ["failed 3 times"]
+    assert caplog.records[0].levelno == logging.WARNING
+
+
+def test_repeat_within_interval_suppressed(
+    throttled: ThrottledLog, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    throttled.log(logging.WARNING, "retry", "first")
+    clock.now += 10
+    assert throttled.log(logging.WARNING, "retry", "second") is False
+    clock.now += 49.9
+    assert throttled.log(logging.WARNING, "retry", "third") is False
+
+    assert messages(caplog) == ["first"]
+    assert throttled.suppressed("retry") == 2
+
+
+def test_line_after_interval_carries_count(
+    throttled: ThrottledLog, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    throttled.log(logging.WARNING, "retry", "first")
+    clock.now += 1
+    throttled.log(logging.WARNING, "retry", "second")
+    clock.now += 1
+    throttled.log(logging.WARNING, "retry", "third")
+    clock.now += 60
+    assert throttled.log(logging.WARNING, "retry", "fourth") is True
+
+    assert messages(caplog) == [
+        "first",
+        "fourth (2 similar messages suppressed in the last 62 s)",
+    ]
+    assert throttled.suppressed("retry") == 0
+
+
+def test_single_suppressed_message_is_singular(
+    throttled: ThrottledLog, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    throttled.log(logging.ERROR, "rejected", "a")
+    throttled.log(logging.ERROR, "rejected", "b")
+    clock.now += 61
+    throttled.log(logging.ERROR, "rejected", "c")
+    assert messages(caplog)[-1] == "c (1 similar message suppressed in the last 61 s)"
+
+
+def test_kinds_are_throttled_separately(
+    throttled: ThrottledLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    throttled.log(logging.WARNING, "retry", "retrying")
+    throttled.log(logging.WARNING, "queue_full", "queue full")
+    throttled.log(logging.WARNING, "retry", "retrying again")
+    assert messages(caplog) == ["retrying", "queue full"]
+
+
+def test_zero_interval_logs_everything(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    throttled = ThrottledLog(logging.getLogger(LOGGER), 0.0, clock=clock)
+    for number in range(3):
+        assert throttled.log(logging.INFO, "retry", "line %d", number) is True
+    assert messages(caplog) == ["line 0", "line 1", "line 2"]
+
+
+def test_secret_redacted_from_message_and_arguments(
+    throttled: ThrottledLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    throttled.log(logging.ERROR, "a", "token tok-123 in the message")
+    throttled.log(logging.ERROR, "b", "token in %s", "an argument tok-123!")
+    assert messages(caplog) == [
+        f"token {REDACTED} in the message",
+        f"token in an argument {REDACTED}!",
+    ]
+    assert "tok-123" not in caplog.text
+
+
+def test_empty_and_missing_secrets_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    throttled = ThrottledLog(logging.getLogger(LOGGER), 1.0, secrets=(None, ""))
+    throttled.log(logging.INFO, "a", "nothing to hide")
+    assert messages(caplog) == ["nothing to hide"]
+    assert throttled.redact("abc") == "abc"
+
+
+def test_disabled_level_still_throttles(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, LOGGER)
+    throttled = ThrottledLog(logging.getLogger(LOGGER), 60.0, clock=clock)
+    assert throttled.log(logging.DEBUG, "retry", "hidden") is True
+    assert throttled.log(logging.WARNING, "retry", "suppressed") is False
+    assert messages(caplog) == []
+
+
+def test_exception_traceback_attached(
+    throttled: ThrottledLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError as exc:
+        throttled.log(logging.ERROR, "internal", "failed", exc_info=exc)
+    [record] = caplog.records
+    assert record.exc_info is not None
+    assert record.exc_info[1] is not None
+    assert str(record.exc_info[1]) == "boom"
+
+
+def test_reset_forgets_kinds(
+    throttled: ThrottledLog, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    throttled.log(logging.WARNING, "retry", "first")
+    throttled.log(logging.WARNING, "retry", "second")
+    throttled.reset()
+    assert throttled.suppressed("retry") == 0
+    assert throttled.log(logging.WARNING, "retry", "third") is True
+    assert messages(caplog) == ["first", "third"]
+
+
+def test_negative_interval_rejected() -> None:
+    with pytest.raises(ValueError, match=r"^interval must be >= 0 seconds, got -1\.0$"):
+        ThrottledLog(logging.getLogger(LOGGER), -1.0)
