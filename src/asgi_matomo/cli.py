@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_int,
         default=20,
         metavar="N",
-        help="hits to show in the table, one per kind of request first (default: %(default)s)",
+        help="hits to show in the table, each kind of request in turn (default: %(default)s)",
     )
     demo.add_argument(
         "--verbose",
