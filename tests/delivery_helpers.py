@@ -161,7 +161,7 @@ class FaultProxy:
     - "forward": relay bytes both ways to the upstream port.
     - "blackhole": accept, read, and never send anything.
     - "reset": read the request, send the start of a response, then reset the
-      connection (TCP RST). The upstream never sees the request.
+      connection (TCP RST). The request never reaches the upstream.
     - "forward_then_reset": relay the request to the upstream, send the start of
       its response, then reset: the upstream stored the hits but the client
       never reads the result.
@@ -285,8 +285,8 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 class HtmlErrorOnMarker:
     """ASGI app that responds 500 with an HTML page to a request whose body contains `marker`.
 
-    This is how PHP reports a fatal error: no JSON, so no count tells which hit
-    failed. Other requests go to `app`.
+    This is how PHP reports a fatal error: no JSON, so no count shows which
+    hit failed. Other requests go to `app`.
     """
 
     def __init__(self, app: Any, marker: bytes) -> None:

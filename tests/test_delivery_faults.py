@@ -1,9 +1,10 @@
 """Delivery while Matomo fails in each way a real server can, then recovers.
 
-Each scenario submits hits steadily while the fault lasts, then checks that
-the event loop was never blocked, the queue stayed within its cap, the
-counters add up, no hit was stored twice, and every hit that was not dropped
-arrived in request order with its original time.
+Each scenario submits hits steadily while the fault lasts. Then it checks
+that the event loop was never blocked and the queue stayed within its cap.
+It also checks that the counters add up, that no hit was stored twice, and
+that every hit that was not dropped arrived in request order with its
+original time.
 """
 
 from __future__ import annotations

@@ -687,9 +687,9 @@ class Sender:
 
     def _on_failure(self, segment: _Segment, error: DeliveryError) -> None:
         self._note_error(str(error))
-        if segment is self._probe:
+        was_probe = segment is self._probe
+        if was_probe:
             self._probe = None
-            self._probe_failed = True
         sent = len(segment.hits)
         if isinstance(error, HTTPStatusError) and error.status_code == 413 and sent > 1:
             # Payload Too Large: the batch is too big for Matomo's server, not wrong.
@@ -698,6 +698,8 @@ class Sender:
         if not is_retryable(error):
             self._reject(segment, error)
             return
+        if was_probe:
+            self._probe_failed = True
 
         if _may_be_caused_by_hits(error):
             if segment.first_failure < 0:
