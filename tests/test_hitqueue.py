@@ -34,7 +34,10 @@ def test_byte_cap_uses_estimate() -> None:
     assert queue.limit == 10
     accepted = sum(queue.offer(hit(number)) for number in range(20))
     assert accepted == 10
+    assert queue.capacity == 10
     assert queue.estimated_bytes == 10_000
+    queue.take(4)
+    assert queue.estimated_bytes == 10_000  # hits in flight still count
 
 
 def test_default_estimate_until_measured() -> None:

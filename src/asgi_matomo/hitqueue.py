@@ -90,8 +90,13 @@ class HitQueue(deque[Hit]):
 
     @property
     def estimated_bytes(self) -> int:
-        """Estimated JSON size of the queued hits, in bytes."""
-        return round(len(self) * self.hit_bytes)
+        """Estimated JSON size of the queued and in-flight hits, in bytes."""
+        return round((len(self) + self.reserved) * self.hit_bytes)
+
+    @property
+    def capacity(self) -> int:
+        """Number of hits allowed queued and in flight together, under both caps."""
+        return min(self.max_hits, int(self.max_bytes // self.hit_bytes))
 
     def reset(self) -> None:
         """Remove all hits and forget the hits in flight."""
@@ -100,5 +105,4 @@ class HitQueue(deque[Hit]):
         self._update_limit()
 
     def _update_limit(self) -> None:
-        capacity = min(self.max_hits, int(self.max_bytes // self.hit_bytes))
-        self.limit = max(0, capacity - self.reserved)
+        self.limit = max(0, self.capacity - self.reserved)

@@ -474,7 +474,7 @@ class Sender:
         return min(options.batch_max_hits, self._queue.hits_for_bytes(options.batch_max_bytes))
 
     def _update_wake_at(self) -> None:
-        self._wake_at = max(1, min(self._batch_size(), self._options.queue_max_hits))
+        self._wake_at = max(1, min(self._batch_size(), self._queue.capacity))
 
     async def _wait_for_batch(self) -> int:
         """Wait for a full batch, a flush or `batch_max_age`; return the hits due by age."""
