@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from asgi_matomo.testing import TRANSPARENT_GIF, Fault, RecordingMatomo, serve_app
-from asgi_matomo.types import Receive, Scope, Send
+from asgi_matomo.types import ASGIApp, Receive, Scope, Send
 
 ENDPOINT = "http://matomo.test/matomo.php"
 
@@ -453,3 +453,37 @@ def test_serve_app_on_ipv6_loopback() -> None:
         assert base_url.startswith("http://[::1]:")
         assert httpx.get(f"{base_url}/matomo.php?idsite=1&rec=1").status_code == 200
     assert len(recorder.hits()) == 1
+
+
+def _record_server_nodelay(flags: list[int]) -> ASGIApp:
+    """Build an app that stores TCP_NODELAY of the server's socket for each request."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        # uvicorn passes the bound `send` method of its request cycle, whose
+        # `transport` attribute is the connection. The test fails here if uvicorn
+        # changes that.
+        transport = send.__self__.transport  # type: ignore[attr-defined]
+        connection = transport.get_extra_info("socket")
+        flags.append(connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_serve_app_sets_tcp_nodelay(host: str) -> None:
+    if host == "::1":
+        try:
+            with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+                probe.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback on this machine")
+    flags: list[int] = []
+    with serve_app(_record_server_nodelay(flags), host=host) as base_url, httpx.Client() as client:
+        for _ in range(3):
+            assert client.get(base_url).status_code == 204
+    assert flags == [1, 1, 1]

@@ -534,7 +534,11 @@ def serve_app(
         ) from exc
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # asyncio sets TCP_NODELAY on accepted connections only when the listening
+    # socket's proto is IPPROTO_TCP. With proto 0, Nagle's algorithm and the
+    # client's delayed ACK delay each keep-alive response until the ACK timer
+    # fires (about 40 ms on Linux).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
