@@ -77,7 +77,11 @@ def free_port() -> int:
 
 
 def assert_counters_add_up(sender: Sender) -> None:
-    """Check that every queued hit is delivered, invalid, dropped or pending, exactly once."""
+    """Check that every queued hit is delivered, invalid, dropped or pending, exactly once.
+
+    `stats.pending` is derived from the other counters, so the check compares
+    it with the hits in the sender's queue and in flight.
+    """
     stats = sender.stats
     accounted = (
         stats.delivered
@@ -88,6 +92,8 @@ def assert_counters_add_up(sender: Sender) -> None:
         + stats.pending
     )
     assert stats.queued == accounted, stats.snapshot()
+    assert stats.queued == sender.queued_count(), stats.snapshot()
+    assert stats.pending == sender.pending_count(), stats.snapshot()
 
 
 def assert_in_request_order(stored: Sequence[Mapping[str, Any]], sent: Sequence[Hit]) -> None:

@@ -184,7 +184,6 @@ class Sender:
         ).encode
         self._rng = random.Random()
         self._init_state()
-        self.stats.attach(self)
         _live_senders.add(self)
 
     def _init_state(self) -> None:
@@ -217,12 +216,13 @@ class Sender:
     def submit(self, hit: Hit) -> None:
         """Queue `hit` for delivery, or drop and count it when the queue is full.
 
-        Never awaits and never raises: a few attribute lookups and a deque
-        append in the common case.
+        Never awaits and never raises: a few attribute lookups, a deque append
+        and one counter increment in the common case.
         """
         queue = self._queue
         if len(queue) < queue.limit:
             queue.append(hit)
+            self.stats.queued += 1
             if len(queue) == self._wake_at:
                 self._wake_sender()
         else:
@@ -283,10 +283,13 @@ class Sender:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    # -- Counts for DeliveryStats ------------------------------------------------------
+    # -- Counts of this sender's hits ---------------------------------------------------
 
     def queued_count(self) -> int:
-        """Return the number of hits accepted into the queue since the sender started."""
+        """Return the number of hits accepted into the queue since the sender started.
+
+        Unlike `stats.queued`, this counts the hits of this sender only.
+        """
         return self._resolved + self._queue.reserved + len(self._queue)
 
     def pending_count(self) -> int:
@@ -441,6 +444,8 @@ class Sender:
         self._init_state()
         self._log.reset()
         self.stats.reset()
+        # The hits pending in the parent never reach the child's queue.
+        self.stats.queued = 0
 
     def _requeue_segments(self) -> None:
         segments = self._segments

@@ -3,6 +3,8 @@
 All counters count hits, except `batches_sent` and `http_requests`. The
 sender updates them in the event loop. Reading them from another thread, such
 as a metrics exporter, is safe because each counter is a plain int attribute.
+The counters belong to this object, not to the sender, so they keep their
+values after the middleware and its sender are garbage collected.
 
 For every hit accepted into the queue, exactly one of these happens in the end:
 it is delivered, reported invalid by Matomo, dropped as expired, rejected or
@@ -17,22 +19,7 @@ the queue and are not part of `queued`.
 
 from __future__ import annotations
 
-import weakref
-from typing import Protocol
-
-__all__ = ["DeliveryStats", "StatsSource"]
-
-
-class StatsSource(Protocol):
-    """An object that owns queued hits (a sender) and reports their numbers."""
-
-    def queued_count(self) -> int:
-        """Return the number of hits accepted into the queue since the counters started."""
-        ...
-
-    def pending_count(self) -> int:
-        """Return the number of accepted hits that are neither delivered nor given up."""
-        ...
+__all__ = ["DeliveryStats"]
 
 
 class DeliveryStats:
@@ -40,6 +27,7 @@ class DeliveryStats:
 
     Attributes (all int unless noted):
 
+    - `queued`: hits accepted into the queue.
     - `delivered`: hits Matomo confirmed as tracked.
     - `invalid`: hits Matomo reported as invalid; they are never retried.
     - `retried`: hits sent again after a failed attempt (a batch of 100 hits
@@ -59,14 +47,14 @@ class DeliveryStats:
     - `last_error`: text of the last delivery error, or None.
     - `last_error_time`: UNIX time (seconds) of `last_error`, or None.
 
-    Derived values: `queued`, `pending` and `dropped` (the sum of the dropped
-    counters). One `DeliveryStats` may serve several senders; `queued` and
-    `pending` then add up over all of them.
+    Derived values: `pending` (queued minus every outcome, so the invariant in
+    the module docstring is true by construction) and `dropped` (the sum of the
+    dropped counters). One `DeliveryStats` may serve several senders, and then every
+    counter adds up over all of them.
     """
 
     __slots__ = (
         "__weakref__",
-        "_sources",
         "batches_sent",
         "delivered",
         "dropped_expired",
@@ -77,9 +65,11 @@ class DeliveryStats:
         "invalid",
         "last_error",
         "last_error_time",
+        "queued",
         "retried",
     )
 
+    queued: int
     delivered: int
     invalid: int
     retried: int
@@ -93,16 +83,20 @@ class DeliveryStats:
     last_error_time: float | None
 
     def __init__(self) -> None:
-        self._sources: list[weakref.ref[StatsSource]] = []
-        self.reset()
+        self.queued = 0
+        self._zero_outcomes()
 
     def reset(self) -> None:
-        """Set every counter to zero and forget the last error.
+        """Set every counter to zero and forget the last error, keeping pending hits.
 
-        `queued` and `pending` are computed from the senders, so they are not
-        reset here. A sender resets its own numbers when it starts fresh after a
-        fork.
+        Hits still pending stay counted in `queued` (and so in `pending`), so
+        the invariant keeps holding while they are delivered or dropped later.
         """
+        pending = self.pending
+        self._zero_outcomes()
+        self.queued = pending
+
+    def _zero_outcomes(self) -> None:
         self.delivered = 0
         self.invalid = 0
         self.retried = 0
@@ -115,25 +109,20 @@ class DeliveryStats:
         self.last_error = None
         self.last_error_time = None
 
-    def attach(self, source: StatsSource) -> None:
-        """Add `source` to the senders whose hits `queued` and `pending` count."""
-        self._sources = [ref for ref in self._sources if ref() is not None]
-        if all(ref() is not source for ref in self._sources):
-            self._sources.append(weakref.ref(source))
-
-    def detach(self, source: StatsSource) -> None:
-        """Stop counting the hits of `source`."""
-        self._sources = [ref for ref in self._sources if ref() not in (None, source)]
-
-    @property
-    def queued(self) -> int:
-        """Hits accepted into the queue."""
-        return sum(source.queued_count() for source in self._live_sources())
-
     @property
     def pending(self) -> int:
         """Hits accepted and not yet delivered or given up (queued or in flight)."""
-        return sum(source.pending_count() for source in self._live_sources())
+        # The outcomes are read before `queued`. Every counter only grows
+        # between resets, so a reader in another thread never reads a negative
+        # value even while the sender updates the counters.
+        resolved = (
+            self.delivered
+            + self.invalid
+            + self.dropped_expired
+            + self.dropped_rejected
+            + self.dropped_unconfirmed
+        )
+        return self.queued - resolved
 
     @property
     def dropped(self) -> int:
@@ -146,18 +135,32 @@ class DeliveryStats:
         )
 
     def snapshot(self) -> dict[str, int | float | str | None]:
-        """Return every counter and derived value in a new dict, for export to metrics."""
+        """Return every counter and derived value in a new dict, for export to metrics.
+
+        Each counter is read once, and `pending` and `dropped` are computed
+        from the values read. So the values of one snapshot satisfy the
+        invariant in the module docstring, even when taken in another thread.
+        """
+        delivered = self.delivered
+        invalid = self.invalid
+        dropped_queue_full = self.dropped_queue_full
+        dropped_expired = self.dropped_expired
+        dropped_rejected = self.dropped_rejected
+        dropped_unconfirmed = self.dropped_unconfirmed
+        queued = self.queued
+        given_up = dropped_expired + dropped_rejected + dropped_unconfirmed
+        resolved = delivered + invalid + given_up
         return {
-            "queued": self.queued,
-            "delivered": self.delivered,
-            "invalid": self.invalid,
-            "pending": self.pending,
+            "queued": queued,
+            "delivered": delivered,
+            "invalid": invalid,
+            "pending": queued - resolved,
             "retried": self.retried,
-            "dropped": self.dropped,
-            "dropped_queue_full": self.dropped_queue_full,
-            "dropped_expired": self.dropped_expired,
-            "dropped_rejected": self.dropped_rejected,
-            "dropped_unconfirmed": self.dropped_unconfirmed,
+            "dropped": dropped_queue_full + given_up,
+            "dropped_queue_full": dropped_queue_full,
+            "dropped_expired": dropped_expired,
+            "dropped_rejected": dropped_rejected,
+            "dropped_unconfirmed": dropped_unconfirmed,
             "batches_sent": self.batches_sent,
             "http_requests": self.http_requests,
             "last_error": self.last_error,
@@ -167,6 +170,3 @@ class DeliveryStats:
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={value!r}" for name, value in self.snapshot().items())
         return f"DeliveryStats({fields})"
-
-    def _live_sources(self) -> list[StatsSource]:
-        return [source for ref in self._sources if (source := ref()) is not None]
