@@ -6,8 +6,10 @@ The environment selects the variant:
 - ``BENCH_VARIANT``: ``bare`` (no middleware), ``old`` (asgi-matomo 0.8.0 from
   PyPI) or ``new`` (asgi-matomo installed from this checkout).
 - ``BENCH_MATOMO_URL``: the tracking URL that the middleware sends hits to.
+- ``BENCH_MIDDLEWARE_OPTIONS``: a JSON object of extra keyword arguments for
+  the ``new`` middleware, for example ``{"batch_max_hits": 1000}`` (default none).
 - ``BENCH_COUNTS_FILE``: a JSON file written at process exit with the number of
-  requests the endpoint served and, for ``new``, the middleware's delivery stats.
+  requests the route served and, for ``new``, the middleware's delivery stats.
 """
 
 from __future__ import annotations
@@ -40,10 +42,15 @@ MATOMO_URL = os.environ.get("BENCH_MATOMO_URL", "")
 app: Any
 if VARIANT == "bare":
     app = inner_app
-elif VARIANT in ("old", "new"):
+elif VARIANT == "old":
     from asgi_matomo import MatomoMiddleware
 
     app = MatomoMiddleware(inner_app, matomo_url=MATOMO_URL, idsite=1)
+elif VARIANT == "new":
+    from asgi_matomo import MatomoMiddleware
+
+    extra_options = json.loads(os.environ.get("BENCH_MIDDLEWARE_OPTIONS") or "{}")
+    app = MatomoMiddleware(inner_app, matomo_url=MATOMO_URL, idsite=1, **extra_options)
 else:
     raise ValueError(f"invalid BENCH_VARIANT {VARIANT!r}: expected 'bare', 'old' or 'new'")
 

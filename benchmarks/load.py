@@ -52,6 +52,8 @@ class LoadSettings:
     http: str = "httptools"
     pin_cpus: bool = True  # the app on CPU 0; wrk and the endpoint on CPU 1
     shutdown_limit: float = 60.0  # seconds to wait for the app to exit after SIGINT
+    # JSON object of extra MatomoMiddleware arguments for the "new" variant.
+    middleware_options: str = ""
 
 
 @dataclass
@@ -300,6 +302,14 @@ def matomo_endpoint(
         stop_gracefully(process, limit=10.0)
 
 
+def app_environment(variant: str, matomo_url: str, settings: LoadSettings) -> dict[str, str]:
+    """Return the environment variables that select the app's variant (see app.py)."""
+    env = {"BENCH_VARIANT": variant, "BENCH_MATOMO_URL": matomo_url}
+    if variant == "new" and settings.middleware_options:
+        env["BENCH_MIDDLEWARE_OPTIONS"] = settings.middleware_options
+    return env
+
+
 def run_once(scenario: str, variant: str, settings: LoadSettings, run_dir: Path) -> dict[str, Any]:
     """Serve the app in one variant under one scenario, load it with wrk, shut it down."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -309,11 +319,8 @@ def run_once(scenario: str, variant: str, settings: LoadSettings, run_dir: Path)
     result: dict[str, Any] = {"scenario": scenario, "variant": variant}
 
     with matomo_endpoint(SCENARIOS[scenario], settings, run_dir) as (matomo_url, stats_url):
-        env = {
-            "BENCH_VARIANT": variant,
-            "BENCH_MATOMO_URL": matomo_url,
-            "BENCH_COUNTS_FILE": str(counts_path),
-        }
+        env = app_environment(variant, matomo_url, settings)
+        env["BENCH_COUNTS_FILE"] = str(counts_path)
         app, port = start_uvicorn(
             VARIANT_VENVS[variant], "app:app", settings, "app", env, stderr_path, APP_PATH
         )

@@ -104,15 +104,17 @@ def summarise(stacks: Counter[tuple[str, ...]], title: str, top: int = 25) -> st
     return "\n".join(lines) + "\n"
 
 
-def profile(variant: str, scenario: str, duration: float, rate: int) -> str:
-    settings = load.LoadSettings(duration=duration)
+def profile(
+    variant: str, scenario: str, duration: float, rate: int, middleware_options: str
+) -> str:
+    settings = load.LoadSettings(duration=duration, middleware_options=middleware_options)
     run_dir = PROFILE_DIR / f"{variant}-{scenario}"
     run_dir.mkdir(parents=True, exist_ok=True)
     raw_path = PROFILE_DIR / f"{variant}-{scenario}.txt"
     py_spy = environment.VENV_NEW.bin_dir / "py-spy"
 
     with load.matomo_endpoint(load.SCENARIOS[scenario], settings, run_dir) as (matomo_url, _):
-        env = {"BENCH_VARIANT": variant, "BENCH_MATOMO_URL": matomo_url}
+        env = load.app_environment(variant, matomo_url, settings)
         app, port = load.start_uvicorn(
             load.VARIANT_VENVS[variant], "app:app", settings, "app", env,
             run_dir / "app.stderr", load.APP_PATH,
@@ -157,10 +159,23 @@ def main() -> int:
     parser.add_argument("--scenario", choices=tuple(load.SCENARIOS), default="healthy")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of sampled load")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument(
+        "--middleware-options",
+        default="",
+        metavar="JSON",
+        help="JSON object of extra MatomoMiddleware arguments for the new variant",
+    )
     arguments = parser.parse_args()
     if not environment.VENV_NEW.python.exists():
         parser.error("benchmarks/.work/venv-new is missing: run python3 benchmarks/run.py first")
-    print(profile(arguments.variant, arguments.scenario, arguments.duration, arguments.rate))
+    summary = profile(
+        arguments.variant,
+        arguments.scenario,
+        arguments.duration,
+        arguments.rate,
+        arguments.middleware_options,
+    )
+    print(summary)
     return 0
 
 

@@ -127,6 +127,21 @@ def _paired_ratios(
     return ratios
 
 
+def _paired_differences(
+    results: dict[str, Any], scenario: str, variant: str, read: Callable[[Run], float | None]
+) -> list[float]:
+    """Return read(variant run) - read(bare run) for every round that has both."""
+    bare_by_round = {run["round"]: run for run in _runs(results, scenario, "bare")}
+    differences = []
+    for run in _runs(results, scenario, variant):
+        bare = bare_by_round.get(run["round"])
+        value = read(run)
+        bare_value = None if bare is None else read(bare)
+        if value is not None and bare_value is not None:
+            differences.append(value - bare_value)
+    return differences
+
+
 def _speed_table(results: dict[str, Any], scenario: str, variants: list[str]) -> list[str]:
     lines = [
         "| variant | requests/s | ratio to bare | p50 ms | p99 ms | p99 ratio to bare "
@@ -154,14 +169,20 @@ def _speed_table(results: dict[str, Any], scenario: str, variants: list[str]) ->
 def _delivery_table(results: dict[str, Any], scenario: str, variants: list[str]) -> list[str]:
     lines = [
         "| variant | hits made | hits delivered | delivered share | hits per request to Matomo "
-        "| peak RSS MiB | log lines | app CPU µs per request | shutdown s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| peak RSS MiB | log lines | app CPU µs per request | added CPU µs per request "
+        "| shutdown s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for variant in variants:
         runs = _runs(results, scenario, variant)
         if not runs:
             continue
         shutdown = _values(runs, lambda run: run["usage"]["shutdown_seconds"])
+        added = (
+            "0"
+            if variant == "bare"
+            else _spread(_paired_differences(results, scenario, variant, _cpu_us_per_request), 1)
+        )
         lines.append(
             f"| {VARIANT_NAMES[variant]} "
             f"| {_spread(_values(runs, _hits_made), 0, thousands=True)} "
@@ -170,7 +191,7 @@ def _delivery_table(results: dict[str, Any], scenario: str, variants: list[str])
             f"| {_spread(_values(runs, _hits_per_request), 1)} "
             f"| {_spread(_values(runs, _peak_rss_mib), 1)} "
             f"| {_spread(_values(runs, lambda run: run['log_lines']), 0, thousands=True)} "
-            f"| {_spread(_values(runs, _cpu_us_per_request), 1)} "
+            f"| {_spread(_values(runs, _cpu_us_per_request), 1)} | {added} "
             f"| {_spread(shutdown, 1)} |"
         )
     return lines
@@ -246,13 +267,16 @@ def _target_rows(results: dict[str, Any], scenarios: list[str]) -> list[str]:
 
 
 def _micro_lines(micro: dict[str, Any]) -> list[str]:
+    middleware = micro.get("middleware", {})
+    iterations = next((figures["iterations"] for figures in middleware.values()), 0)
     lines = [
         "## Middleware cost per request, in process",
         "",
         "`benchmarks/micro_middleware.py` calls a trivial ASGI app (it sends a 200 response "
         "with a 2-byte body) directly with a prebuilt HTTP scope, then the same app wrapped in "
-        "the middleware, and subtracts. Each repeat times 5,000 calls of each; the table shows "
-        "the median of the repeats with their range, in microseconds per request. For this "
+        f"the middleware, and subtracts. Each repeat times {iterations:,} calls of each. The "
+        "table shows the median of the repeats with their range, in microseconds per request. "
+        "For this "
         "checkout the cost is building the hit and putting it in the sender's queue; between "
         "repeats the sender delivers the queue to the loopback endpoint. asgi-matomo 0.8.0 sends "
         "every hit inside the request, so its client gets a mock transport that returns 204 "
@@ -262,7 +286,7 @@ def _micro_lines(micro: dict[str, Any]) -> list[str]:
         "| --- | --- | --- | --- |",
     ]
     for variant in ("new", "old"):
-        figures = micro.get("middleware", {}).get(variant)
+        figures = middleware.get(variant)
         if not figures:
             continue
         cells = [
@@ -284,11 +308,11 @@ def _micro_lines(micro: dict[str, Any]) -> list[str]:
         f"{encoding['hit_json_bytes']} bytes of JSON costs "
         f"{encoding['json_dumps_us']:.2f} µs with `json.dumps` and "
         f"{encoding['urlencode_us']:.2f} µs with `urllib.parse.urlencode` (the form that single "
-        "hits are sent in). The table gives the CPU µs per hit of `json.dumps` of a bulk body "
-        "plus one POST of it to the loopback endpoint, by hits per POST, with `httpx.AsyncClient` "
-        "and with a bare HTTP/1.1 client on asyncio streams (a lower bound for any client); and "
-        "of asgi-matomo's sender from this checkout (submit, batching, serialization and POST) "
-        "at that `batch_max_hits`. Each figure is the median of "
+        "hits are sent in). The first two columns give the CPU µs per hit of `json.dumps` of a "
+        "bulk body plus one POST of it to the loopback endpoint. They use `httpx.AsyncClient` "
+        "and a bare HTTP/1.1 client on asyncio streams, which is a lower bound for any client. "
+        "The third column is asgi-matomo's sender from this checkout at that `batch_max_hits`: "
+        "submit, batching, serialization and POST. Each figure is the median of "
         f"{sender['repeats']} repeats.",
         "",
         "| hits per POST | httpx µs per hit | asyncio streams µs per hit "
@@ -308,6 +332,17 @@ def _micro_lines(micro: dict[str, Any]) -> list[str]:
     if "skipped" in package:
         lines += ["", f"The package's sender was not measured: {package['skipped']}."]
     return lines
+
+
+def _endpoint_implementations(results: dict[str, Any]) -> str:
+    names = sorted(
+        {
+            run["endpoint_counts"]["implementation"]
+            for run in results.get("load", [])
+            if run.get("endpoint_counts")
+        }
+    )
+    return " and ".join(f"`{name}`" for name in names) or "none"
 
 
 def _header_lines(results: dict[str, Any]) -> list[str]:
@@ -351,6 +386,8 @@ def _header_lines(results: dict[str, Any]) -> list[str]:
         "uvicorn's default log level (info), so its own start and stop lines are counted too.",
         "- Middleware: `MatomoMiddleware(app, matomo_url=..., idsite=1)` with every other "
         "argument at its default, in both versions.",
+        f"- Matomo endpoint: {_endpoint_implementations(results)}, served by its own uvicorn "
+        "process on 127.0.0.1.",
         f"- Load: `wrk -t{settings['wrk_threads']} -c{settings['connections']} "
         f"-d{settings['duration']:g}s` after {settings['warmup']:g} s of unmeasured warm-up; "
         "latency percentiles are wrk's exact values, printed by `benchmarks/report.lua`.",
@@ -361,6 +398,46 @@ def _header_lines(results: dict[str, Any]) -> list[str]:
         "- After the load, the app gets SIGINT and shuts down gracefully (the middleware "
         "flushes its queue); then the endpoint's counters are read. Peak RSS is VmHWM of the "
         "app process; log lines are all lines it wrote to stderr.",
+        "",
+    ]
+
+
+def _reading_notes(results: dict[str, Any]) -> list[str]:
+    bare_cpu = _median(
+        [
+            value
+            for scenario in results["settings"]["scenarios"]
+            for value in _values(_runs(results, scenario, "bare"), _cpu_us_per_request)
+        ]
+    )
+    budget = ""
+    if bare_cpu is not None:
+        allowed = bare_cpu * (1 / MIN_THROUGHPUT_RATIO - 1)
+        budget = (
+            f" The bare app needed {bare_cpu:.1f} µs of CPU per request here, so a ratio of "
+            f"{MIN_THROUGHPUT_RATIO} leaves {allowed:.1f} µs for all tracking work per request."
+        )
+    return [
+        "## Reading the results",
+        "",
+        "- wrk keeps every connection busy, so the app's CPU is saturated and requests per "
+        "second is about the inverse of the app's CPU time per request. Every microsecond that "
+        "tracking adds to a request lowers throughput by that share. The column *added CPU µs "
+        "per request* includes the background sender's work, because it runs in the same "
+        f"process and event loop.{budget} A service that is not saturated pays the same CPU "
+        "time but keeps its throughput.",
+        "- On a shared machine, other processes can take CPU time from wrk or from the app for "
+        "part of a run. CPU time per request is steadier than requests per second.",
+        "- Latency under a closed loop follows throughput: p50 is about the number of "
+        "connections divided by requests per second. p99 can also include the pauses in which "
+        "the sender encodes and posts a batch on the event loop that serves the requests.",
+        "- In the `slow` scenario every bulk request takes 2 seconds, so delivery is limited to "
+        "the hits per batch, times the batches in flight, divided by 2 seconds. Hits beyond "
+        "that fill the queue and are dropped, counted and logged at a limited rate; hits still "
+        "queued when the shutdown deadline ends are lost.",
+        "- The endpoint runs on the other CPU with wrk. It only records hits, while a real "
+        "Matomo spends milliseconds per hit, so its capacity is far higher than a real "
+        "Matomo's.",
         "",
     ]
 
@@ -403,4 +480,5 @@ def render(results: dict[str, Any]) -> str:
             ]
     if results.get("micro"):
         lines += [*_micro_lines(results["micro"]), ""]
+    lines += _reading_notes(results)
     return "\n".join(lines)

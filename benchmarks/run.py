@@ -57,6 +57,13 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
     parser.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="uvicorn's event loop"
+    )
+    parser.add_argument(
+        "--http", choices=("httptools", "h11"), default="httptools", help="uvicorn's HTTP parser"
+    )
+
+    parser.add_argument(
         "--scenarios",
         type=_csv(tuple(load.SCENARIOS)),
         default=list(load.SCENARIOS),
@@ -68,9 +75,17 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         default=list(load.VARIANTS),
         help="comma-separated: bare, old (asgi-matomo 0.8.0), new (this checkout)",
     )
+
+    parser.add_argument(
+        "--middleware-options",
+        default="",
+        metavar="JSON",
+        help="JSON object of extra MatomoMiddleware arguments for the new variant",
+    )
     parser.add_argument(
         "--micro-repeats", type=int, default=15, help="repeats of the in-process benchmarks"
     )
+
     parser.add_argument("--skip-micro", action="store_true", help="run only the load benchmark")
     parser.add_argument("--skip-load", action="store_true", help="run only the micro-benchmarks")
     parser.add_argument(
@@ -81,8 +96,15 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--rebuild", action="store_true", help="recreate both virtual environments first"
     )
+
     parser.add_argument(
         "--output", type=Path, default=DEFAULT_REPORT, help="report file (docs/benchmarks.md)"
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS_PATH,
+        help="raw results file, saved after every run (benchmarks/.work/results.json)",
     )
     parser.add_argument(
         "--report-only",
@@ -93,6 +115,16 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     arguments = parser.parse_args(argv)
     if arguments.rounds < 1 or arguments.duration < 1 or arguments.connections < 1:
         parser.error("--rounds, --duration and --connections must be at least 1")
+    if arguments.middleware_options:
+        try:
+            options = json.loads(arguments.middleware_options)
+        except ValueError as exc:
+            parser.error(f"invalid --middleware-options {arguments.middleware_options!r}: {exc}")
+        if not isinstance(options, dict):
+            parser.error(
+                f"invalid --middleware-options {arguments.middleware_options!r}: "
+                "expected a JSON object"
+            )
     return arguments
 
 
@@ -163,6 +195,7 @@ def run_load(
     scenarios: list[str],
     variants: list[str],
     results: dict[str, Any],
+    results_path: Path,
 ) -> None:
     """Run every round, scenario and variant in alternating order, saving after each run."""
     runs: list[dict[str, Any]] = results.setdefault("load", [])
@@ -174,7 +207,7 @@ def run_load(
                 run = load.run_once(scenario, variant, settings, run_dir)
                 run["round"] = round_number
                 runs.append(run)
-                save_results(results)
+                save_results(results, results_path)
                 wrk = run["wrk"]
                 print(
                     f"[{len(runs)}/{total}] round {round_number} {scenario:7} {variant:4} "
@@ -186,11 +219,11 @@ def run_load(
                 )
 
 
-def save_results(results: dict[str, Any]) -> None:
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    temporary = RESULTS_PATH.with_suffix(".tmp")
+def save_results(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(results, indent=1))
-    temporary.replace(RESULTS_PATH)
+    temporary.replace(path)
 
 
 def main(argv: list[str]) -> int:
@@ -207,7 +240,10 @@ def main(argv: list[str]) -> int:
         duration=arguments.duration,
         warmup=arguments.warmup,
         connections=arguments.connections,
+        loop=arguments.loop,
+        http=arguments.http,
         pin_cpus=not arguments.no_pin,
+        middleware_options=arguments.middleware_options,
     )
     results: dict[str, Any] = {
         "command": shlex.join(["python3", "benchmarks/run.py", *argv]),
@@ -228,13 +264,20 @@ def main(argv: list[str]) -> int:
     }
     if not arguments.skip_micro:
         results["micro"] = run_micro(settings, arguments.variants, arguments.micro_repeats)
-        save_results(results)
+        save_results(results, arguments.results)
     if not arguments.skip_load:
-        run_load(settings, arguments.rounds, arguments.scenarios, arguments.variants, results)
+        run_load(
+            settings,
+            arguments.rounds,
+            arguments.scenarios,
+            arguments.variants,
+            results,
+            arguments.results,
+        )
     results["elapsed_seconds"] = round(time.monotonic() - started)
-    save_results(results)
+    save_results(results, arguments.results)
     arguments.output.write_text(render.render(results))
-    print(f"wrote {arguments.output} and {RESULTS_PATH} in {results['elapsed_seconds']} s")
+    print(f"wrote {arguments.output} and {arguments.results} in {results['elapsed_seconds']} s")
     return 0
 
 
