@@ -856,6 +856,92 @@ def test_query_redaction(arguments: dict[str, Any], query: bytes, expected: str)
     assert hit["url"] == expected
 
 
+PATH_PARAMETER_CASES = [
+    pytest.param(
+        {},
+        {"path": "/x;jsessionid=abc", "raw_path": b"/x;jsessionid=abc"},
+        "https://example.com/x;jsessionid=REDACTED",
+        "/x;jsessionid=REDACTED",
+        id="session-id",
+    ),
+    pytest.param(
+        {},
+        {
+            "path": "/app/a;v=2;sid=s1/b;token=t",
+            "raw_path": b"/app/a;v=2;sid=s1/b;token=t",
+            "root_path": "/app",
+        },
+        "https://example.com/app/a;v=2;sid=REDACTED/b;token=REDACTED",
+        "/app/a;v=2;sid=REDACTED/b;token=REDACTED",
+        id="root-path-and-segments",
+    ),
+    pytest.param(
+        {},
+        {"path": "/caf\u00e9;sid=a?b", "raw_path": b"/caf%C3%A9;sid=a%3Fb"},
+        "https://example.com/caf%C3%A9;sid=REDACTED",
+        "/caf\u00e9;sid=REDACTED",
+        id="escaped-path",
+    ),
+    pytest.param(
+        {},
+        {"path": "/x;jsessionid=abc", "raw_path": None},
+        "https://example.com/x;jsessionid=REDACTED",
+        "/x;jsessionid=REDACTED",
+        id="no-raw-path",
+    ),
+    pytest.param(
+        {"redact_query_params": ["order"]},
+        {"path": "/x;order=7;sid=s", "raw_path": b"/x;order=7;sid=s"},
+        "https://example.com/x;order=REDACTED;sid=s",
+        "/x;order=REDACTED;sid=s",
+        id="own-list",
+    ),
+    pytest.param(
+        {"redact_query_params": []},
+        {"path": "/x;jsessionid=abc", "raw_path": b"/x;jsessionid=abc"},
+        "https://example.com/x;jsessionid=abc",
+        "/x;jsessionid=abc",
+        id="off",
+    ),
+    pytest.param(
+        {},
+        {"path": "/x;v=2", "raw_path": b"/x;v=2"},
+        "https://example.com/x;v=2",
+        "/x;v=2",
+        id="not-secret",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fields", "expected_url", "expected_action_name"), PATH_PARAMETER_CASES
+)
+def test_path_parameter_redaction(
+    arguments: dict[str, Any],
+    fields: dict[str, Any],
+    expected_url: str,
+    expected_action_name: str,
+) -> None:
+    hit = hit_of(make_scope(**fields), make_options(**arguments))
+
+    assert hit["url"] == expected_url
+    assert hit["action_name"] == expected_action_name
+
+
+def test_path_parameter_redacted_before_cut() -> None:
+    # The cut at 1,024 characters falls inside the secret value.
+    path = "/" + "a" * 1015 + ";sid=" + "s" * 40
+    hit = hit_of(make_scope(path=path, raw_path=path.encode()))
+
+    url = hit["url"]
+    action_name = hit["action_name"]
+    assert isinstance(url, str)
+    assert isinstance(action_name, str)
+    assert "s" * 5 not in url
+    assert "s" * 5 not in action_name
+    assert action_name == "/" + "a" * 1015 + ";sid=RED"
+
+
 def test_referer_redaction() -> None:
     referer = (b"referer", b"https://login.example/cb?code=xyz&state=1")
     hit = hit_of(make_scope(headers=[(b"host", b"example.com"), referer]))

@@ -267,6 +267,34 @@ def test_redact_url_default_names(url: str, expected: str) -> None:
     assert DEFAULT.redact_url(url) == expected
 
 
+PATH_REDACTION_CASES = [
+    ("/x;jsessionid=abc", f"/x;jsessionid={REDACTED}"),
+    ("/app;JSESSIONID=AB12/page", f"/app;JSESSIONID={REDACTED}/page"),
+    # Several parameters in one segment, and parameters in several segments.
+    ("/a;v=2;sid=s1/b;token=t", f"/a;v=2;sid={REDACTED}/b;token={REDACTED}"),
+    # A decoded path may contain '?' and '#' (from %3F and %23); they belong to the value.
+    ("/a;sid=s1?x#y/b", f"/a;sid={REDACTED}/b"),
+    # Percent-encoded names are decoded before matching.
+    ("/a;j%73essionid=s", f"/a;j%73essionid={REDACTED}"),
+    # Names that are not secret, empty values and ';' without '=' stay.
+    ("/a;v=2/b;page=3", "/a;v=2/b;page=3"),
+    ("/a;sid=/b;sid", "/a;sid=/b;sid"),
+    ("/a;b", "/a;b"),
+    ("/plain", "/plain"),
+    ("", ""),
+]
+
+
+@pytest.mark.parametrize(("path", "expected"), PATH_REDACTION_CASES)
+def test_redact_path_default_names(path: str, expected: str) -> None:
+    assert DEFAULT.redact_path(path) == expected
+
+
+def test_redact_path_disabled() -> None:
+    redactor = parse_redact_query_params([])
+    assert redactor.redact_path("/x;jsessionid=abc") == "/x;jsessionid=abc"
+
+
 def test_redact_query_without_question_mark() -> None:
     assert DEFAULT.redact_query("a=1&secret=s") == f"a=1&secret={REDACTED}"
     assert DEFAULT.redact_query("a=1;token=t&b=2") == f"a=1;token={REDACTED}&b=2"

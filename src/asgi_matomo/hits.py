@@ -16,7 +16,8 @@ A value of None in layer 2 or 3 removes that parameter from the hit.
 ``url`` keeps the percent-escapes the client sent (``/caf%C3%A9``), as a
 browser's address bar would report it. ``action_name`` defaults to the decoded
 path with ``root_path`` in front (``/café``), because Matomo shows it as a page
-title.
+title. The values of secret path parameters (``;jsessionid=...``) in both, and
+of secret query parameters in ``url``, are replaced by ``REDACTED``.
 """
 
 from __future__ import annotations
@@ -93,7 +94,10 @@ def build_hit(
     hit["rand"] = getrandbits(31)
     hit["cdt"] = int(started_at)
     hit["url"] = _request_url(scope, options, forwarded, host)
-    hit["action_name"] = urls.full_path(scope)[:MAX_ACTION_NAME_LENGTH]
+    action_name = urls.full_path(scope)
+    if ";" in action_name:
+        action_name = redactor.redact_path(action_name)
+    hit["action_name"] = action_name[:MAX_ACTION_NAME_LENGTH]
     hit["pf_srv"] = measured_milliseconds(duration_ms)
     if user_agent:
         hit["ua"] = user_agent[:MAX_USER_AGENT_LENGTH]
@@ -131,7 +135,7 @@ def build_hit(
 def _request_url(
     scope: Scope, options: Options, forwarded: ResolvedClient, host_header: str | None
 ) -> str:
-    """Return the URL the client requested, with secret query values redacted."""
+    """Return the URL the client requested, with secret query and path parameters redacted."""
     seen_scheme: str = forwarded.scheme or scope.get("scheme", "http")
     scheme = "https" if options.assume_https else seen_scheme
     host = forwarded.host or host_header
@@ -139,11 +143,16 @@ def _request_url(
         authority = urls.strip_default_port(host, scheme, seen_scheme)
     else:
         authority = urls.server_authority(scope, scheme)
+    path = urls.encoded_path(scope)
+    # NOTE: an escaped ";" (%3B) separates no path parameter, so a value after
+    # it stays in the url, while the decoded action_name gets it redacted.
+    if ";" in path:
+        path = options.redact_query_params.redact_path(path)
     query = urls.decode_query(scope.get("query_string", b""))
     return urls.build_url(
         scheme,
         authority,
-        urls.encoded_path(scope),
+        path,
         options.redact_query_params.redact_query(query),
     )
 

@@ -221,8 +221,9 @@ REDACTED = "REDACTED"
 # Both '&' and ';' separate the pairs of a query string, because some servers
 # split query strings on ';' too.
 _QUERY_SEPARATORS = re.compile(r"([&;])")
-# One parameter of a path segment, such as ";jsessionid=...".
-_PATH_PARAMETER = re.compile(r";(?P<name>[^;/=?#]*)=(?P<value>[^;/?#]*)")
+# One parameter of a path segment, such as ";jsessionid=...". It is applied to
+# a path alone, so a '?' or '#' in it is part of the path (a decoded "%3F").
+_PATH_PARAMETER = re.compile(r";(?P<name>[^;/=]*)=(?P<value>[^;/]*)")
 _NAME_SEPARATORS = str.maketrans("", "", "-_. []")
 _SUFFIX_MARK = "*"
 
@@ -321,6 +322,16 @@ class QueryRedactor:
         # Separators kept by the ';' split contain no '=', so they are unchanged.
         return "".join(parts) if ";" in query else "&".join(parts)
 
+    def redact_path(self, path: str) -> str:
+        """Redact path parameters (``/a;jsessionid=...``) in a path without query string.
+
+        ``path`` may be percent-encoded or decoded. Parameter names are
+        compared as in a query string.
+        """
+        if ";" not in path or not self.enabled:
+            return path
+        return _PATH_PARAMETER.sub(self._replace_path_parameter, path)
+
     def redact_url(self, url: str) -> str:
         """Redact an absolute or relative URL, such as the ``url`` and ``urlref`` values.
 
@@ -336,8 +347,7 @@ class QueryRedactor:
         before_query, question_mark, query = before_fragment.partition("?")
         before_query = _redact_password(before_query)
         if self.enabled:
-            if ";" in before_query:
-                before_query = _PATH_PARAMETER.sub(self._replace_path_parameter, before_query)
+            before_query = self.redact_path(before_query)
             query = self.redact_query(query)
             fragment = self.redact_query(fragment)
         return f"{before_query}{question_mark}{query}{hash_mark}{fragment}"
