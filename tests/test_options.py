@@ -456,7 +456,29 @@ TRACKS_CASES = [
 
 @pytest.mark.parametrize(("arguments", "method", "path", "expected"), TRACKS_CASES)
 def test_tracks(arguments: dict[str, Any], method: str, path: str, expected: bool) -> None:
-    assert make_options(**arguments).tracks(method, path) is expected
+    assert make_options(**arguments).tracks({"method": method, "path": path}) is expected
+
+
+def test_tracks_path_below_root_path() -> None:
+    options = make_options(exclude_paths=["/health"], exclude_patterns=["^/static/"])
+
+    assert options.tracks({"method": "GET", "path": "/api/health", "root_path": "/api"}) is False
+    assert options.tracks({"method": "GET", "path": "/api/static/a", "root_path": "/api"}) is False
+    assert options.tracks({"method": "GET", "path": "/api/items", "root_path": "/api"}) is True
+
+
+def test_tracks_reads_path_only_with_filters() -> None:
+    assert make_options().tracks({"method": "GET"}) is True
+    with pytest.raises(KeyError, match="path"):
+        make_options(exclude_paths=["/health"]).tracks({"method": "GET"})
+    with pytest.raises(KeyError, match="method"):
+        make_options().tracks({"path": "/"})
+
+
+def test_filters_paths() -> None:
+    assert make_options().filters_paths is False
+    assert make_options(exclude_paths=["/health"]).filters_paths is True
+    assert make_options(exclude_patterns=["^/static/"]).filters_paths is True
 
 
 # --- route_details -------------------------------------------------------------------

@@ -28,7 +28,8 @@ from .privacy import (
 from .proxies import DEFAULT_TRUSTED_PROXIES as DEFAULT_TRUSTED_PROXIES
 from .proxies import TrustedProxies, parse_trusted_proxies
 from .stats import DeliveryStats
-from .types import Hit
+from .types import Hit, Scope
+from .urls import route_path
 from .visitor import IdCallable, TrackerCookie, parse_id_callable
 
 # The methods of RFC 9110 plus PATCH (RFC 5789).
@@ -116,21 +117,44 @@ class Options:
     failure_log: ThrottledLog
     # Names of one-time log messages already written by this middleware.
     logged_notices: set[str] = field(default_factory=set, compare=False)
+    # True when exclude_paths or exclude_patterns is set, so tracks() needs the path.
+    filters_paths: bool = field(init=False, compare=False)
 
-    def tracks(self, method: str, path: str) -> bool:
-        """Tell whether a request with this method and routing path gets a hit."""
-        if method in self.ignored_methods:
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "filters_paths", bool(self.exclude_paths or self.exclude_patterns)
+        )
+
+    def tracks(self, scope: Scope) -> bool:
+        """Tell whether the request of an HTTP scope gets a hit.
+
+        Raises KeyError when the scope lacks ``method``, or lacks ``path``
+        while exclude_paths or exclude_patterns is set.
+        """
+        method: str = scope["method"]
+        # allowed_methods has the ignored methods removed already.
+        allowed = self.allowed_methods
+        if allowed is None:
+            if method in self.ignored_methods:
+                return False
+        elif method not in allowed:
             return False
-        if self.allowed_methods is not None and method not in self.allowed_methods:
-            return False
+        if not self.filters_paths:
+            return True
+
+        path = route_path(scope)
         if path in self.exclude_paths:
             return False
-        return not any(pattern.search(path) for pattern in self.exclude_patterns)
+        # A loop instead of all() with a generator, which costs a frame per call.
+        for pattern in self.exclude_patterns:  # noqa: SIM110
+            if pattern.search(path) is not None:
+                return False
+        return True
 
     def __repr__(self) -> str:
         parts = []
         for option in fields(self):
-            if option.name in ("base_hit", "failure_log", "logged_notices"):
+            if option.name in ("base_hit", "failure_log", "logged_notices", "filters_paths"):
                 continue
             value = getattr(self, option.name)
             if option.name == "access_token" and value is not None:
