@@ -23,7 +23,7 @@ EXCLUDED_PATTERNS = (r"^/static/",)
 IGNORED_METHODS = ("OPTIONS",)
 
 ROUTE_DETAILS = {
-    "/foo": {"action_name": "Foo/foo", "e_c": "Foo", "e_a": "Playing"},
+    "/downloads": {"action_name": "Downloads/list", "e_c": "Downloads", "e_a": "List"},
 }
 
 # Upper bound for the simulated work of /report, so a typo in a query cannot stall the demo.
@@ -52,9 +52,9 @@ async def search(request: Request) -> Response:
     return JSONResponse({"query": request.query_params.get("q", ""), "results": []})
 
 
-async def foo(request: Request) -> Response:
+async def downloads(request: Request) -> Response:
     # The middleware adds this route's `route_details` (action name and event) to the hit.
-    return JSONResponse({"name": "foo"})
+    return JSONResponse({"files": ["report.csv", "summary.pdf"]})
 
 
 async def checkout(request: Request) -> Response:
@@ -125,7 +125,7 @@ def create_app(matomo_url: str, stats: DeliveryStats) -> Starlette:
         Route("/", home),
         Route("/items/{item_id}", item, methods=["GET", "PUT", "PATCH", "DELETE"]),
         Route("/search", search),
-        Route("/foo", foo),
+        Route("/downloads", downloads),
         Route("/checkout", checkout, methods=["POST"]),
         Route("/downloads/{name}", download),
         Route("/report", report),

@@ -91,8 +91,8 @@ def _search(rng: random.Random) -> _Shape:
     return "GET", f"/search?q={rng.choice(_SEARCH_TERMS)}&page={rng.randint(1, 5)}", None
 
 
-def _foo(rng: random.Random) -> _Shape:
-    return "GET", "/foo", None
+def _downloads(rng: random.Random) -> _Shape:
+    return "GET", "/downloads", None
 
 
 def _checkout(rng: random.Random) -> _Shape:
@@ -144,7 +144,7 @@ _KINDS: dict[str, tuple[Callable[[random.Random], _Shape], int]] = {
     "item": (_item, 15),
     "item-write": (_item_write, 8),
     "search": (_search, 10),
-    "route-details": (_foo, 8),
+    "route-details": (_downloads, 8),
     "checkout": (_checkout, 8),
     "download": (_download, 5),
     "perf-tracker": (_report, 6),
