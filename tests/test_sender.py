@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from asgi_matomo.sender import EXPIRY_AGE, FlushReport, Sender
+from asgi_matomo.sender import ENCODE_SLICE_HITS, EXPIRY_AGE, FlushReport, Sender
 from asgi_matomo.testing import Fault, RecordingMatomo, serve_app
 from delivery_helpers import (
     HtmlErrorOnMarker,
@@ -175,6 +175,61 @@ def test_token_travels_only_in_body(matomo: Matomo) -> None:
     assert "write-token-123" not in request.path
     assert all("write-token-123" not in value for value in request.headers.values())
     assert recorder.hits()[0]["cip"] == "203.0.113.9"
+
+
+SLICE_COUNTS = [
+    0,
+    1,
+    ENCODE_SLICE_HITS - 1,
+    ENCODE_SLICE_HITS,
+    ENCODE_SLICE_HITS + 1,
+    2 * ENCODE_SLICE_HITS,
+    5 * ENCODE_SLICE_HITS // 2,
+]
+
+
+@pytest.mark.parametrize("count", SLICE_COUNTS)
+@pytest.mark.parametrize("token", [None, 'tok"en\\é'])
+def test_body_in_slices_equals_one_encoding(count: int, token: str | None) -> None:
+    hits = [
+        make_hit(number, action_name=f'café "{number}"\\\n', cvar='{"1":["a","b"]}')
+        for number in range(count)
+    ]
+    expected: dict[str, object] = {"requests": hits}
+    if token is not None:
+        expected["token_auth"] = token
+
+    async def scenario() -> bytes:
+        sender = Sender(make_options("http://127.0.0.1:9/matomo.php", access_token=token))
+        return await sender._encode_body(hits)
+
+    body = asyncio.run(scenario())
+
+    assert body == json.dumps(expected, separators=(",", ":")).encode("ascii")
+
+
+def test_encoding_yields_between_slices() -> None:
+    hits = [make_hit(number) for number in range(5 * ENCODE_SLICE_HITS // 2)]
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async def scenario() -> int:
+        sender = Sender(make_options("http://127.0.0.1:9/matomo.php"))
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0)
+        before = ticks
+        await sender._encode_body(hits)
+        during = ticks - before
+        ticker.cancel()
+        return during
+
+    # Three slices: the event loop runs other tasks after the first and the second.
+    assert asyncio.run(scenario()) >= 2
 
 
 # -- Dropped hits ---------------------------------------------------------------------
@@ -687,6 +742,7 @@ def test_user_client_is_used_and_left_open(matomo: Matomo) -> None:
     asyncio.run(scenario())
     [request] = recorder.requests()
     assert request.headers["x-deployment"] == "blue"
+    assert request.headers["content-type"] == "application/json"
 
 
 def test_token_never_logged(matomo: Matomo, caplog: pytest.LogCaptureFixture) -> None:
