@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from asgi_matomo.logs import REDACTED, ThrottledLog
+from asgi_matomo.logs import MIN_SECRET_LENGTH, REDACTED, ThrottledLog
 
 LOGGER = "asgi_matomo.tests.logs"
 
@@ -27,7 +27,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def throttled(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> ThrottledLog:
     caplog.set_level(logging.DEBUG, LOGGER)
-    return ThrottledLog(logging.getLogger(LOGGER), 60.0, secrets=("tok-123",), clock=clock)
+    return ThrottledLog(logging.getLogger(LOGGER), 60.0, secrets=("tok-12345",), clock=clock)
 
 
 def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -103,13 +103,59 @@ def test_zero_interval_logs_everything(clock: FakeClock, caplog: pytest.LogCaptu
 def test_secret_redacted_from_message_and_arguments(
     throttled: ThrottledLog, caplog: pytest.LogCaptureFixture
 ) -> None:
-    throttled.log(logging.ERROR, "a", "token tok-123 in the message")
-    throttled.log(logging.ERROR, "b", "token in %s", "an argument tok-123!")
+    throttled.log(logging.ERROR, "a", "token tok-12345 in the message")
+    throttled.log(logging.ERROR, "b", "token in %s", "an argument tok-12345!")
     assert messages(caplog) == [
         f"token {REDACTED} in the message",
         f"token in an argument {REDACTED}!",
     ]
-    assert "tok-123" not in caplog.text
+    assert "tok-12345" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "GET /matomo.php?idsite=1&token_auth=abc&rec=1",
+            f"GET /matomo.php?idsite=1&token_auth={REDACTED}&rec=1",
+        ),
+        (
+            '{"requests": [], "token_auth": "a\\"b"}',
+            f'{{"requests": [], "token_auth": "{REDACTED}"}}',
+        ),
+        ("{'token_auth': 'abc', 'x': 1}", f"{{'token_auth': '{REDACTED}', 'x': 1}}"),
+        ("TOKEN_AUTH=abc", f"TOKEN_AUTH={REDACTED}"),
+    ],
+)
+def test_token_auth_value_redacted(text: str, expected: str) -> None:
+    throttled = ThrottledLog(logging.getLogger(LOGGER), 1.0)
+    assert throttled.redact(text) == expected
+
+
+def test_short_secret_keeps_words_intact() -> None:
+    throttled = ThrottledLog(logging.getLogger(LOGGER), 1.0, secrets=("e",))
+    text = "TypeError('scope[\"state\"] must be a dict')"
+    assert throttled.redact(text) == text
+    assert throttled.redact("token_auth=e&idsite=1") == f"token_auth={REDACTED}&idsite=1"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("abcdefgh", REDACTED),
+        ("key=abcdefgh&x", f"key={REDACTED}&x"),
+        ("'abcdefgh'.", f"'{REDACTED}'."),
+        ("_abcdefgh_", f"_{REDACTED}_"),
+        ("xabcdefgh", "xabcdefgh"),
+        ("abcdefgh1", "abcdefgh1"),
+        ("abcdefgh abcdefghij", f"{REDACTED} {REDACTED}"),
+    ],
+)
+def test_secret_redacted_as_whole_value(text: str, expected: str) -> None:
+    secrets = ("abcdefgh", "abcdefghij")
+    assert len(secrets[0]) == MIN_SECRET_LENGTH
+    throttled = ThrottledLog(logging.getLogger(LOGGER), 1.0, secrets=secrets)
+    assert throttled.redact(text) == expected
 
 
 def test_empty_and_missing_secrets_ignored(caplog: pytest.LogCaptureFixture) -> None:

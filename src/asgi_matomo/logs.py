@@ -9,13 +9,29 @@ messages it suppressed since the previous line.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 
-__all__ = ["REDACTED", "ThrottledLog"]
+__all__ = ["MIN_SECRET_LENGTH", "REDACTED", "ThrottledLog"]
 
 # Text that replaces every secret (the Matomo token) in a logged line.
 REDACTED = "[redacted]"
+
+# Secrets shorter than this are redacted only where a token_auth parameter
+# names them. Replacing every occurrence of a short string would also cut
+# ordinary words apart ("e" in "TypeError"), and a Matomo token has 32 characters.
+MIN_SECRET_LENGTH = 8
+
+# The value of a token_auth parameter in a query string, in JSON or in a
+# Python repr, whatever the value is. Groups 1 to 3 hold the name and the
+# separator of each of these forms.
+_TOKEN_PARAMETER = re.compile(
+    r"""(token_auth=)[^&\s"']+"""
+    r'|("token_auth"\s*:\s*)"(?:[^"\\]|\\.)*"'
+    r"|('token_auth'\s*:\s*)'(?:[^'\\]|\\.)*'",
+    re.IGNORECASE,
+)
 
 
 class ThrottledLog:
@@ -24,12 +40,11 @@ class ThrottledLog:
     `kind` names a kind of failure ("queue_full", "retry", ...). A message
     whose kind was logged less than `interval` seconds ago is counted instead of
     logged, and the next line of that kind ends with the count. An `interval`
-    of 0 logs every message. Each string in `secrets` is replaced by `REDACTED` in
-    every line, so a token never reaches the log even when an error message
-    from elsewhere repeats it.
+    of 0 logs every message. Every line passes through `redact`, so a token
+    never reaches the log even when an error message from elsewhere repeats it.
     """
 
-    __slots__ = ("_clock", "_interval", "_last_logged", "_logger", "_secrets", "_suppressed")
+    __slots__ = ("_clock", "_interval", "_last_logged", "_logger", "_secret", "_suppressed")
 
     def __init__(
         self,
@@ -44,7 +59,7 @@ class ThrottledLog:
         self._logger = logger
         self._interval = interval
         self._clock = clock
-        self._secrets = tuple(secret for secret in secrets if secret)
+        self._secret = _secret_pattern(secrets)
         self._last_logged: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
@@ -87,9 +102,16 @@ class ThrottledLog:
         return True
 
     def redact(self, text: str) -> str:
-        """Return `text` with every secret replaced by `REDACTED`."""
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
+        """Return `text` with the secrets replaced by `REDACTED`.
+
+        The value of every token_auth parameter is replaced, and so is each
+        secret of at least `MIN_SECRET_LENGTH` characters where it appears
+        as a whole value, that is, without a letter or digit right before or
+        after it. A secret inside a longer word is left alone.
+        """
+        text = _TOKEN_PARAMETER.sub(_redact_parameter, text)
+        if self._secret is not None:
+            text = self._secret.sub(REDACTED, text)
         return text
 
     def suppressed(self, kind: str) -> int:
@@ -100,3 +122,21 @@ class ThrottledLog:
         """Forget every kind, so that the next message of each kind is logged at once."""
         self._last_logged.clear()
         self._suppressed.clear()
+
+
+def _secret_pattern(secrets: Iterable[str | None]) -> re.Pattern[str] | None:
+    """Return a pattern of the secrets that are long enough to match whole values."""
+    words = {secret for secret in secrets if secret and len(secret) >= MIN_SECRET_LENGTH}
+    if not words:
+        return None
+    # Longest first, so that a secret that contains another one is replaced whole.
+    alternatives = "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
+    return re.compile(f"(?<![0-9A-Za-z])(?:{alternatives})(?![0-9A-Za-z])")
+
+
+def _redact_parameter(match: re.Match[str]) -> str:
+    if match.group(1) is not None:
+        return match.group(1) + REDACTED
+    if match.group(2) is not None:
+        return f'{match.group(2)}"{REDACTED}"'
+    return f"{match.group(3)}'{REDACTED}'"
