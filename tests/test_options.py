@@ -56,6 +56,26 @@ ERROR_CASES = [
         id="matomo_url-unparsable",
     ),
     pytest.param(
+        {"matomo_url": "https://matomo.example:99999/matomo.php"},
+        ValueError,
+        "matomo_url must have a port from 1 to 65535, "
+        "got 99999 in 'https://matomo.example:99999/matomo.php'",
+        id="matomo_url-port-too-large",
+    ),
+    pytest.param(
+        {"matomo_url": "http://127.0.0.1:0/matomo.php"},
+        ValueError,
+        "matomo_url must have a port from 1 to 65535, got 0 in 'http://127.0.0.1:0/matomo.php'",
+        id="matomo_url-port-zero",
+    ),
+    pytest.param(
+        {"matomo_url": "https://matomo example/matomo.php"},
+        ValueError,
+        f"matomo_url must have a valid host name or IP address {URL_EXPECTED}, "
+        "got 'https://matomo example/matomo.php'",
+        id="matomo_url-space-in-host",
+    ),
+    pytest.param(
         {"matomo_url": None},
         TypeError,
         f"matomo_url must be a string with an http or https URL {URL_EXPECTED}, got None",
@@ -208,6 +228,29 @@ ERROR_CASES = [
         id="route_details-pf_srv",
     ),
     pytest.param(
+        {"route_details": {"/foo": {"e_v": float("nan")}}},
+        ValueError,
+        "route_details['/foo']['e_v'] must be a finite number, got nan",
+        id="route_details-nan",
+    ),
+    pytest.param(
+        {"route_details": {"/foo": {"e_v": float("-inf")}}},
+        ValueError,
+        "route_details['/foo']['e_v'] must be a finite number, got -inf",
+        id="route_details-infinity",
+    ),
+    *(
+        pytest.param(
+            {"route_details": {"/foo": {name: value}}},
+            ValueError,
+            f"route_details['/foo'] must not contain {name!r}: idsite and rec are set from "
+            "the middleware's own arguments on every hit, and the token is passed as "
+            "access_token",
+            id=f"route_details-{name}-{value}",
+        )
+        for name, value in [("idsite", 2), ("idsite", None), ("rec", None), ("token_auth", "t")]
+    ),
+    pytest.param(
         {"route_details": {"/foo": {"e_c": {1, 2}}}},
         TypeError,
         "route_details['/foo']['e_c'] must be a str, int, float, bool, dict, list or None, "
@@ -235,6 +278,20 @@ ERROR_CASES = [
         f"allowed_methods must be a list of HTTP methods such as ['GET', 'POST'] "
         f"(accepted: {METHODS}), got None",
         id="allowed_methods-none",
+    ),
+    pytest.param(
+        {"allowed_methods": []},
+        ValueError,
+        "allowed_methods is empty, so no request would be tracked; to stop tracking some "
+        "methods, keep allowed_methods='all-methods' and list them in ignored_methods",
+        id="allowed_methods-empty",
+    ),
+    pytest.param(
+        {"allowed_methods": ["get", "HEAD"], "ignored_methods": ["GET", "head"]},
+        ValueError,
+        "allowed_methods ['GET', 'HEAD'] are all in ignored_methods, so no request would be "
+        "tracked; remove them from ignored_methods",
+        id="allowed_methods-all-ignored",
     ),
     pytest.param(
         {"ignored_methods": ["head", "FETCH"]},
@@ -305,6 +362,33 @@ ERROR_CASES = [
         "log_interval must be a number of seconds of at least 0, got nan",
         id="log_interval",
     ),
+    # numbers too large for a float
+    pytest.param(
+        {"http_timeout": 10**400},
+        ValueError,
+        "http_timeout must be a number of seconds above 0, got an integer of 1329 bits",
+        id="http_timeout-huge-int",
+    ),
+    pytest.param(
+        {"shutdown_timeout": -(10**400)},
+        ValueError,
+        "shutdown_timeout must be a number of seconds of at least 0, "
+        "got a negative integer of 1329 bits",
+        id="shutdown_timeout-huge-negative-int",
+    ),
+    pytest.param(
+        {"batch_max_bytes": 10**400},
+        ValueError,
+        "batch_max_bytes must be an integer of at least 1 and below 2**63, "
+        "got an integer of 1329 bits",
+        id="batch_max_bytes-huge",
+    ),
+    pytest.param(
+        {"queue_max_hits": 2**63},
+        ValueError,
+        "queue_max_hits must be an integer of at least 1 and below 2**63, got 9223372036854775808",
+        id="queue_max_hits-2-to-63",
+    ),
     # delivery counters and identity
     pytest.param(
         {"stats": {}},
@@ -354,6 +438,43 @@ def test_identity_argument_rejected(argument: str, value: object, error: type[Ex
     message = str(caught.value)
     assert message.startswith(argument)
     assert repr(value) in message
+
+
+@pytest.mark.parametrize("argument", ["visitor_id", "user_id"])
+@pytest.mark.parametrize(
+    ("function", "signature"),
+    [
+        pytest.param(lambda: "x", "()", id="no-argument"),
+        pytest.param(lambda scope, request: "x", "(scope, request)", id="two-arguments"),
+        pytest.param(lambda *, scope: "x", "(*, scope)", id="keyword-only"),
+    ],
+)
+def test_id_function_of_wrong_arity_rejected(
+    argument: str, function: object, signature: str
+) -> None:
+    with pytest.raises(TypeError) as caught:
+        make_options(**{argument: function})
+
+    assert str(caught.value) == (
+        f"{argument} must be callable with one positional argument, the ASGI scope, "
+        f"got {function!r} with the signature {signature}"
+    )
+
+
+def one_argument_and_defaults(scope: object, extra: int = 1, *rest: object) -> str:
+    return "x"
+
+
+class IdFromScope:
+    def __call__(self, scope: object) -> str:
+        return "x"
+
+
+@pytest.mark.parametrize(
+    "function", [one_argument_and_defaults, IdFromScope(), str], ids=["defaults", "class", "str"]
+)
+def test_id_function_of_one_argument_accepted(function: Any) -> None:
+    assert make_options(user_id=function).user_id is function
 
 
 # --- accepted arguments -------------------------------------------------------------
@@ -438,7 +559,6 @@ TRACKS_CASES = [
         False,
         id="ignored-wins",
     ),
-    pytest.param({"allowed_methods": []}, "GET", "/", False, id="empty-allowed"),
     pytest.param({"exclude_paths": ["/health"]}, "GET", "/health", False, id="excluded"),
     pytest.param({"exclude_paths": ["/health"]}, "GET", "/health/x", True, id="exact-only"),
     pytest.param({"exclude_patterns": ["^/static/"]}, "GET", "/static/a.css", False, id="pattern"),

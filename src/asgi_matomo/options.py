@@ -7,6 +7,7 @@ request path then only looks things up in ``Options``.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import re
@@ -27,6 +28,7 @@ from .privacy import (
 )
 from .proxies import DEFAULT_TRUSTED_PROXIES as DEFAULT_TRUSTED_PROXIES
 from .proxies import TrustedProxies, parse_trusted_proxies
+from .proxies import _valid_host as valid_host
 from .stats import DeliveryStats
 from .types import Hit, Scope
 from .urls import route_path
@@ -41,6 +43,15 @@ ALL_METHODS = "all-methods"
 DEFAULT_HTTP_TIMEOUT = 5.0
 # Matomo's number of custom variable slots unless its admin added more.
 DEFAULT_CVAR_SLOTS = 5
+
+# The largest value of an integer option. Larger ones would overflow the float
+# arithmetic of the sender's queue and batch sizing.
+MAX_INTEGER = 2**63 - 1
+
+# Parameters that route_details and per-request overrides must not set:
+# every hit belongs to the configured site and is recorded, and the token is
+# sent only once per bulk request, from access_token.
+PROTECTED_PARAMETERS = frozenset(("idsite", "rec", "token_auth"))
 
 # Delivery defaults, in seconds, hits or bytes.
 DEFAULT_CONNECT_TIMEOUT = 2.0
@@ -259,8 +270,8 @@ def parse_options(
         stats=_parse_stats(stats),
         trusted_proxies=parse_trusted_proxies(trusted_proxies),
         anonymize_ip=parse_anonymize_ip(anonymize_ip),
-        visitor_id=parse_id_callable(visitor_id, "visitor_id"),
-        user_id=parse_id_callable(user_id, "user_id"),
+        visitor_id=_parse_id_function(visitor_id, "visitor_id"),
+        user_id=_parse_id_function(user_id, "user_id"),
         tracker_cookie=TrackerCookie(site) if cookie else None,
         privacy_signals=parse_privacy_signals(privacy_signals),
         redact_query_params=parse_redact_query_params(redact_query_params),
@@ -284,6 +295,16 @@ def _parse_matomo_url(value: object) -> str:
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(
             f"matomo_url must be an http or https URL with a host {example}, got {value!r}"
+        )
+    if url.port is not None and not 0 < url.port <= 65535:
+        raise ValueError(
+            f"matomo_url must have a port from 1 to 65535, got {url.port} in {value!r}"
+        )
+    # The same check as for a forwarded host: a DNS name, an IPv4 address or a
+    # bracketed IPv6 address. httpx accepts a space in a host, for example.
+    if valid_host(url.netloc.decode("ascii")) is None:
+        raise ValueError(
+            f"matomo_url must have a valid host name or IP address {example}, got {value!r}"
         )
     if "token_auth" in url.params:
         # The value is not shown because it contains the token.
@@ -340,19 +361,37 @@ def _parse_int(name: str, value: object, *, minimum: int, maximum: int | None = 
     else:
         accepted = f"an integer from {minimum} to {maximum}"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be {accepted}, got {value!r}")
+        raise TypeError(f"{name} must be {accepted}, got {_show(value)}")
     if value < minimum or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be {accepted}, got {value!r}")
+        raise ValueError(f"{name} must be {accepted}, got {_show(value)}")
+    if value > MAX_INTEGER:
+        raise ValueError(f"{name} must be {accepted} and below 2**63, got {_show(value)}")
     return value
 
 
 def _parse_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
     accepted = "a number of seconds of at least 0" if allow_zero else "a number of seconds above 0"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be {accepted}, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {accepted}, got {value!r}")
-    return float(value)
+        raise TypeError(f"{name} must be {accepted}, got {_show(value)}")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        # An int too large for a float, such as 10**400.
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {accepted}, got {_show(value)}")
+    return seconds
+
+
+def _show(value: object) -> str:
+    """Return the repr of an argument for an error message, shortened for huge integers.
+
+    The repr of an int above 4,300 digits raises ValueError in Python 3.11.
+    """
+    if isinstance(value, int) and value.bit_length() > 64:
+        kind = "a negative integer" if value < 0 else "an integer"
+        return f"{kind} of {value.bit_length()} bits"
+    return repr(value)
 
 
 def _strings(name: str, value: object, item_description: str) -> list[str]:
@@ -419,7 +458,20 @@ def _parse_methods(
             f"allowed_methods must be {ALL_METHODS!r} or a list of HTTP methods such as "
             f"['GET', 'POST'] (accepted: {', '.join(KNOWN_METHODS)}), got {allowed!r}"
         )
-    return _method_set("allowed_methods", allowed) - ignored_set, ignored_set
+    allowed_set = _method_set("allowed_methods", allowed)
+    tracked = allowed_set - ignored_set
+    if not allowed_set:
+        raise ValueError(
+            f"allowed_methods is empty, so no request would be tracked; to stop tracking "
+            f"some methods, keep allowed_methods={ALL_METHODS!r} and list them in "
+            f"ignored_methods"
+        )
+    if not tracked:
+        raise ValueError(
+            f"allowed_methods {sorted(allowed_set)!r} are all in ignored_methods, so no "
+            f"request would be tracked; remove them from ignored_methods"
+        )
+    return tracked, ignored_set
 
 
 def _method_set(name: str, value: object) -> frozenset[str]:
@@ -477,6 +529,12 @@ def _parse_route_parameters(
                 f"{where} must not contain 'cvar': custom variables can only be set "
                 f"during a request, in scope['state']['asgi_matomo']['cvar']"
             )
+        if name in PROTECTED_PARAMETERS:
+            raise ValueError(
+                f"{where} must not contain {name!r}: idsite and rec are set from the "
+                f"middleware's own arguments on every hit, and the token is passed "
+                f"as access_token"
+            )
         if value is None:
             removed.append(name)
         elif name in PERFORMANCE_PARAMETERS:
@@ -491,11 +549,32 @@ def _parse_route_parameters(
                 f"{where}[{name!r}] must be a str, int, float, bool, dict, list or None, "
                 f"got {value!r}"
             )
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{where}[{name!r}] must be a finite number, got {value!r}")
         elif name == "_cvar" and isinstance(value, Mapping) and not cvars.is_indexed(value):
             values[name], _ = cvars.encode_named(value, slots)
         else:
             values[name] = to_parameter(name, value)
     return RouteDetails(parameters=values, removed=tuple(removed))
+
+
+def _parse_id_function(value: object, argument: str) -> IdCallable | None:
+    function = parse_id_callable(value, argument)
+    if function is None:
+        return None
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        # Some builtins and C extensions have no signature to check.
+        return function
+    try:
+        signature.bind(None)
+    except TypeError:
+        raise TypeError(
+            f"{argument} must be callable with one positional argument, the ASGI scope, "
+            f"got {function!r} with the signature {signature}"
+        ) from None
+    return function
 
 
 def _parse_stats(value: object) -> DeliveryStats:
