@@ -560,6 +560,24 @@ CIP_CASES = [
     pytest.param({"access_token": "t0ken"}, {"client": None}, None, id="token-no-client"),
     pytest.param(
         {"access_token": "t0ken"},
+        {"client": ("::ffff:203.0.113.9", 1)},
+        "203.0.113.9",
+        id="token-ipv4-mapped",
+    ),
+    pytest.param(
+        {"access_token": "t0ken"},
+        {"client": ("127.0.0.1", 1)},
+        "127.0.0.1",
+        id="trusted-peer-without-forwarding-headers",
+    ),
+    pytest.param(
+        {"access_token": "t0ken", "anonymize_ip": 2},
+        {"client": ("127.0.0.1", 1)},
+        "127.0.0.0",
+        id="anonymized-peer-without-forwarding-headers",
+    ),
+    pytest.param(
+        {"access_token": "t0ken"},
         {
             "client": ("127.0.0.1", 1),
             "headers": [(b"host", b"example.com"), (b"x-forwarded-for", b"198.51.100.4")],
@@ -718,6 +736,20 @@ def test_visitor_id_from_tracker_cookie() -> None:
     hit = hit_of(make_scope(headers=[(b"host", b"example.com"), VISITOR_COOKIE]))
 
     assert hit["_id"] == "0123456789abcdef"
+
+
+def test_visitor_id_from_second_cookie_header() -> None:
+    # HTTP/2 clients may send each cookie in a header line of its own.
+    headers = [(b"host", b"example.com"), (b"cookie", b"theme=dark"), VISITOR_COOKIE]
+    hit = hit_of(make_scope(headers=headers))
+
+    assert hit["_id"] == "0123456789abcdef"
+
+
+def test_visitor_id_callable_without_cookie() -> None:
+    hit = hit_of(make_scope(), make_options(visitor_id=lambda scope: "FEDCBA9876543210"))
+
+    assert hit["_id"] == "fedcba9876543210"
 
 
 def test_tracker_cookie_of_other_site_ignored() -> None:

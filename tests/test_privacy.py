@@ -399,3 +399,68 @@ def test_redact_url_random_text(url: str) -> None:
     assert DEFAULT.redact_url(redacted) == redacted
     if "=" not in url and "@" not in url:
         assert redacted == url
+
+
+# --- The cache of verdicts per parameter name ------------------------------------------
+
+NAME_SEPARATORS = str.maketrans("", "", "-_. []")
+
+
+def reference_is_redacted(redactor_params: tuple[str, ...], name: str) -> bool:
+    """is_redacted() computed from the rules in DEFAULT_REDACTED_QUERY_PARAMS' comment."""
+    from urllib.parse import unquote_plus
+
+    def normalize(text: str) -> str:
+        return unquote_plus(text, errors="replace").lower().translate(NAME_SEPARATORS)
+
+    normalized = normalize(name)
+    for param in redactor_params:
+        if param.startswith("*"):
+            if normalized.endswith(normalize(param[1:])):
+                return True
+        elif normalized == normalize(param):
+            return True
+    return False
+
+
+name_text = st.lists(
+    st.sampled_from([*"tokenSIDaK-_. []%+2Fe\u212a\u0130", "%6B", "%20"]), max_size=12
+).map("".join)
+
+
+@settings(max_examples=300)
+@given(st.lists(name_text, max_size=8))
+def test_is_redacted_cached_equals_reference(names: list[str]) -> None:
+    redactor = parse_redact_query_params(None)
+    for name in names + names:
+        assert redactor.is_redacted(name) == reference_is_redacted(
+            DEFAULT_REDACTED_QUERY_PARAMS, name
+        )
+
+
+def test_is_redacted_cache_is_bounded() -> None:
+    redactor = parse_redact_query_params(None)
+    for number in range(5000):
+        assert not redactor.is_redacted(f"name{number}")
+    assert 0 < len(redactor._verdicts) <= 1024
+    long_name = "x" * 100 + "token"
+    assert redactor.is_redacted(long_name)
+    assert long_name not in redactor._verdicts
+    assert redactor.is_redacted("Access-Token")
+    assert redactor.is_redacted("Access-Token")
+    assert not redactor.is_redacted("page")
+
+
+query_prefixes = st.sampled_from(
+    ["", "/p", "https://h.example/p", "https://h.example:8443/a/b", "p?x", "/a;b"]
+)
+
+
+@settings(max_examples=300)
+@given(query_prefixes, st.lists(st.tuples(query_names, query_values), max_size=5))
+def test_redact_url_query_only_matches_general_path(
+    prefix: str, pairs: list[tuple[str, str]]
+) -> None:
+    url = prefix + "?" + "&".join(f"{name}={value}" for name, value in pairs)
+    # An empty fragment sends the URL through the general path of redact_url.
+    assert DEFAULT.redact_url(url + "#") == DEFAULT.redact_url(url) + "#"

@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 from asgi_matomo.privacy import anonymize_ip
 from asgi_matomo.proxies import (
     DEFAULT_TRUSTED_PROXIES,
+    FORWARDING_HEADERS,
     ResolvedClient,
     TrustedProxies,
     normalize_ip_address,
     parse_trusted_proxies,
+    peer_ip,
 )
 
 Headers = list[tuple[bytes, bytes]]
@@ -494,3 +496,42 @@ def test_untrusted_peer_headers_have_no_effect(client_ip: str, headers: Headers)
 def test_forwarded_random_syntax_never_raises(forwarded: bytes, extra: list[bytes]) -> None:
     headers = [(b"forwarded", forwarded)] + [(b"forwarded", value) for value in extra]
     assert_valid_result(parse_trusted_proxies("*").resolve(LOOPBACK, headers))
+
+
+# --- peer_ip: the result of resolve() for a request without forwarding headers -------
+
+
+def test_forwarding_headers_are_the_ones_resolve_reads() -> None:
+    assert set(FORWARDING_HEADERS) == set(FORWARDING_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("client", "expected"),
+    [
+        (("127.0.0.1", 51000), "127.0.0.1"),
+        (("::ffff:192.0.2.1", 1), "192.0.2.1"),
+        (("fe80::1%lo", 1), "fe80::1"),
+        (None, None),
+        (("not an address", 1), None),
+        ((b"127.0.0.1", 1), None),
+        ((), None),
+    ],
+)
+def test_peer_ip(client: object, expected: str | None) -> None:
+    assert peer_ip(client) == expected
+
+
+@settings(max_examples=300)
+@given(
+    trusted=trusted_values,
+    client=peer,
+    headers=st.lists(
+        st.tuples(st.sampled_from([b"host", b"cookie", b"user-agent"]), header_value),
+        max_size=4,
+    ),
+)
+def test_peer_ip_matches_resolve_without_forwarding_headers(
+    trusted: object, client: object, headers: Headers
+) -> None:
+    resolved = parse_trusted_proxies(trusted).resolve(client, headers)  # type: ignore[arg-type]
+    assert resolved == ResolvedClient(peer_ip(client), None, None)

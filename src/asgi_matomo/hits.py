@@ -38,7 +38,7 @@ from .params import (
     to_parameter,
 )
 from .privacy import anonymize_ip, has_privacy_signal, strip_identifying_parameters
-from .proxies import ResolvedClient
+from .proxies import FORWARDING_HEADERS, ResolvedClient, peer_ip
 from .trackers import STATE_KEY
 from .types import Hit, Scope
 from .visitor import IdResult, call_user_id, call_visitor_id
@@ -49,6 +49,11 @@ _HOST = b"host"
 _USER_AGENT = b"user-agent"
 _ACCEPT_LANGUAGE = b"accept-language"
 _REFERER = b"referer"
+_COOKIE = b"cookie"
+
+# The resolution of a request without forwarding headers, apart from its IP
+# address, which only cip needs (see proxies.peer_ip).
+_NOT_FORWARDED = ResolvedClient(None, None, None)
 
 
 def build_hit(
@@ -75,7 +80,10 @@ def build_hit(
     else:
         signalled = False
 
+    # One pass over the headers finds the values and tells which features
+    # have work to do: most requests carry no forwarding header or cookie.
     host = user_agent = language = referer = None
+    has_cookie = has_forwarding = False
     for name, value in headers:
         if name == _HOST:
             host = value.decode("latin-1")
@@ -85,9 +93,16 @@ def build_hit(
             language = value.decode("latin-1")
         elif name == _REFERER:
             referer = value.decode("latin-1")
+        elif name == _COOKIE:
+            has_cookie = True
+        elif name in FORWARDING_HEADERS:
+            has_forwarding = True
 
     # Forwarding headers count only when the peer is a trusted proxy.
-    forwarded = options.trusted_proxies.resolve(scope.get("client"), headers)
+    if has_forwarding:
+        forwarded = options.trusted_proxies.resolve(scope.get("client"), headers)
+    else:
+        forwarded = _NOT_FORWARDED
     redactor = options.redact_query_params
 
     hit = options.base_hit.copy()
@@ -105,23 +120,26 @@ def build_hit(
         hit["lang"] = language[:MAX_LANGUAGE_LENGTH]
     if referer:
         hit["urlref"] = urls.truncate_encoded(redactor.redact_url(referer), urls.MAX_URL_LENGTH)
-    if options.access_token is not None and forwarded.ip is not None:
+    if options.access_token is not None:
         # Matomo rejects cip without a valid token_auth.
-        address: str | None = forwarded.ip
-        if options.anonymize_ip:
-            address = anonymize_ip(forwarded.ip, options.anonymize_ip)
+        address = forwarded.ip if has_forwarding else peer_ip(scope.get("client"))
+        if address is not None and options.anonymize_ip:
+            address = anonymize_ip(address, options.anonymize_ip)
         if address is not None:
             hit["cip"] = address
-    _add_ids(hit, scope, headers, options)
+    if has_cookie or options.visitor_id is not None or options.user_id is not None:
+        _add_ids(hit, scope, headers, options, has_cookie=has_cookie)
 
-    details = options.route_details.get(urls.route_path(scope))
-    if details is not None:
-        hit.update(details.parameters)
-        for name in details.removed:
-            hit.pop(name, None)
+    if options.route_details:
+        details = options.route_details.get(urls.route_path(scope))
+        if details is not None:
+            hit.update(details.parameters)
+            for name in details.removed:
+                hit.pop(name, None)
 
     method: str = scope["method"]
-    overrides = _read_overrides(scope)
+    state = scope.get("state")
+    overrides = _read_overrides(state) if state else None
     if overrides:
         apply_overrides(hit, overrides, options, status=status, method=method)
     if "cvar" not in hit and (overrides is None or "cvar" not in overrides):
@@ -157,13 +175,20 @@ def _request_url(
     )
 
 
-def _add_ids(hit: Hit, scope: Scope, headers: list[tuple[bytes, bytes]], options: Options) -> None:
+def _add_ids(
+    hit: Hit,
+    scope: Scope,
+    headers: list[tuple[bytes, bytes]],
+    options: Options,
+    *,
+    has_cookie: bool,
+) -> None:
     """Set ``_id`` from the app's callable or Matomo's tracker cookie, and ``uid``."""
     visitor = call_visitor_id(options.visitor_id, scope)
     if visitor.error is not None:
         _log_id_error(options, "visitor_id", visitor)
     visitor_id = visitor.value
-    if visitor_id is None and options.tracker_cookie is not None:
+    if visitor_id is None and has_cookie and options.tracker_cookie is not None:
         visitor_id = options.tracker_cookie.visitor_id(headers)
     if visitor_id is not None:
         hit["_id"] = visitor_id
@@ -181,10 +206,7 @@ def _log_id_error(options: Options, kind: str, result: IdResult) -> None:
     options.failure_log.log(logging.WARNING, kind, "No %s sent: %s%s", kind, result.error, details)
 
 
-def _read_overrides(scope: Scope) -> Mapping[str, object] | None:
-    state = scope.get("state")
-    if not state:
-        return None
+def _read_overrides(state: Mapping[str, object]) -> Mapping[str, object] | None:
     overrides = state.get(STATE_KEY)
     if overrides is None:
         return None

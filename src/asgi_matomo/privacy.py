@@ -6,7 +6,6 @@ once, when the middleware is constructed.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 from collections.abc import Iterable, MutableMapping
@@ -228,24 +227,18 @@ _NAME_SEPARATORS = str.maketrans("", "", "-_. []")
 _SUFFIX_MARK = "*"
 
 
-# Names up to this length are cached, because the same few parameter names
-# repeat on most requests. Longer ones are rare and would only fill the cache.
+# Each redactor remembers whether a parameter name is redacted, because the
+# same few names repeat on most requests. Names longer than this are rare and
+# are not remembered. When the cache reaches its maximum size it is emptied,
+# so names sent once (even many of them) cannot keep the common ones out.
 _CACHED_NAME_LENGTH = 64
+_MAX_CACHED_NAMES = 1024
 
 
 def _normalize_name(name: str) -> str:
-    if len(name) > _CACHED_NAME_LENGTH:
-        return _normalize_name_uncached(name)
-    return _normalize_name_cached(name)
-
-
-def _normalize_name_uncached(name: str) -> str:
     if "%" in name or "+" in name:
         name = unquote_plus(name, errors="replace")
     return name.lower().translate(_NAME_SEPARATORS)
-
-
-_normalize_name_cached = functools.lru_cache(maxsize=1024)(_normalize_name_uncached)
 
 
 class QueryRedactor:
@@ -256,7 +249,7 @@ class QueryRedactor:
     Everything except the redacted values is kept byte for byte.
     """
 
-    __slots__ = ("_names", "_params", "_suffixes")
+    __slots__ = ("_names", "_params", "_suffixes", "_verdicts")
 
     def __init__(self, params: Iterable[str]) -> None:
         self._params: tuple[str, ...] = tuple(params)
@@ -270,6 +263,8 @@ class QueryRedactor:
         self._names = frozenset(names)
         # A tuple, because str.endswith() takes one.
         self._suffixes = tuple(sorted(suffixes))
+        # is_redacted() of raw parameter names seen so far.
+        self._verdicts: dict[str, bool] = {}
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -294,8 +289,16 @@ class QueryRedactor:
 
     def is_redacted(self, name: str) -> bool:
         """Return True when the values of query parameter ``name`` are redacted."""
+        verdict = self._verdicts.get(name)
+        if verdict is not None:
+            return verdict
         normalized = _normalize_name(name)
-        return normalized in self._names or normalized.endswith(self._suffixes)
+        verdict = normalized in self._names or normalized.endswith(self._suffixes)
+        if len(name) <= _CACHED_NAME_LENGTH:
+            if len(self._verdicts) >= _MAX_CACHED_NAMES:
+                self._verdicts.clear()
+            self._verdicts[name] = verdict
+        return verdict
 
     def _replace_path_parameter(self, match: re.Match[str]) -> str:
         if not match["value"] or not self.is_redacted(match["name"]):
@@ -312,9 +315,17 @@ class QueryRedactor:
 
         parts = _QUERY_SEPARATORS.split(query) if ";" in query else query.split("&")
         changed = False
+        known = self._verdicts.get
         for index, part in enumerate(parts):
             name, _, value = part.partition("=")
-            if value and self.is_redacted(name):
+            if not value:
+                continue
+            # The cache lookup is inlined because this loop runs for every
+            # parameter of every tracked URL and referrer.
+            verdict = known(name)
+            if verdict is None:
+                verdict = self.is_redacted(name)
+            if verdict:
                 parts[index] = f"{name}={REDACTED}"
                 changed = True
         if not changed:
@@ -340,17 +351,35 @@ class QueryRedactor:
         ``user:password@`` in the authority. The password is redacted even when
         no query parameter is.
         """
-        if "@" not in url and ("=" not in url or not self.enabled):
-            return url
+        if "@" not in url:
+            if "=" not in url or not self.enabled:
+                return url
+            if "#" not in url and ";" not in url:
+                # The common case, such as most referrers: only the query can
+                # contain a secret.
+                before_query, question_mark, query = url.partition("?")
+                redacted_query = self.redact_query(query)
+                if redacted_query is query:
+                    return url
+                return f"{before_query}{question_mark}{redacted_query}"
 
         before_fragment, hash_mark, fragment = url.partition("#")
         before_query, question_mark, query = before_fragment.partition("?")
-        before_query = _redact_password(before_query)
+        redacted_before = _redact_password(before_query)
+        redacted_query = query
+        redacted_fragment = fragment
         if self.enabled:
-            before_query = self.redact_path(before_query)
-            query = self.redact_query(query)
-            fragment = self.redact_query(fragment)
-        return f"{before_query}{question_mark}{query}{hash_mark}{fragment}"
+            redacted_before = self.redact_path(redacted_before)
+            redacted_query = self.redact_query(query)
+            redacted_fragment = self.redact_query(fragment)
+        if (
+            redacted_before is before_query
+            and redacted_query is query
+            and redacted_fragment is fragment
+        ):
+            # Every step returns its argument itself when it changes nothing.
+            return url
+        return f"{redacted_before}{question_mark}{redacted_query}{hash_mark}{redacted_fragment}"
 
 
 def _redact_password(url_before_query: str) -> str:

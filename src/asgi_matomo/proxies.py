@@ -52,12 +52,14 @@ from typing import NamedTuple
 
 __all__ = [
     "DEFAULT_TRUSTED_PROXIES",
+    "FORWARDING_HEADERS",
     "ParsedAddress",
     "ResolvedClient",
     "TrustedProxies",
     "normalize_ip_address",
     "parse_address",
     "parse_trusted_proxies",
+    "peer_ip",
 ]
 
 # Loopback only, like uvicorn's --forwarded-allow-ips default: a proxy on the
@@ -77,7 +79,9 @@ _X_FORWARDED_FOR = b"x-forwarded-for"
 _X_FORWARDED_PROTO = b"x-forwarded-proto"
 _X_FORWARDED_HOST = b"x-forwarded-host"
 _FORWARDED = b"forwarded"
-_FORWARDING_HEADERS = frozenset(
+# The header names (lower case) that resolve() reads. A request without any
+# of them is resolved by peer_ip() alone.
+FORWARDING_HEADERS: frozenset[bytes] = frozenset(
     (_X_FORWARDED_FOR, _X_FORWARDED_PROTO, _X_FORWARDED_HOST, _FORWARDED)
 )
 
@@ -283,7 +287,7 @@ class TrustedProxies:
         # lines with commas (RFC 9110 section 5.3).
         found: dict[bytes, str] = {}
         for name, value in headers:
-            if name in _FORWARDING_HEADERS:
+            if name in FORWARDING_HEADERS:
                 text = value.decode("latin-1")
                 previous = found.get(name)
                 found[name] = text if previous is None else f"{previous},{text}"
@@ -335,6 +339,17 @@ class TrustedProxies:
         if leftmost is None:
             return peer, -1
         return leftmost.text, 0
+
+
+def peer_ip(client: object) -> str | None:
+    """Return the normalized IP address of ``scope["client"]``, or None.
+
+    For a request without forwarding headers this is the ``ip`` that
+    :meth:`TrustedProxies.resolve` returns, whoever the peer is, and its
+    ``scheme`` and ``host`` are None.
+    """
+    peer = _peer_address(client)
+    return None if peer is None else peer.text
 
 
 def _peer_address(client: object) -> ParsedAddress | None:
