@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from asgi_matomo import DeliveryStats, MatomoMiddleware, middleware
@@ -257,6 +257,63 @@ def test_exclusion_uses_path_below_root_path() -> None:
     asyncio.run(call())
 
     assert sender_of(app).hits == []
+
+
+def mounted_app(**arguments: Any) -> tuple[Starlette, list[MatomoMiddleware]]:
+    """Return a Starlette app that serves /api/items and /api/other through Mount("/api")."""
+    return starlette_app(
+        routes=[Mount("/api", routes=[Route("/items", hello), Route("/other", hello)])],
+        **arguments,
+    )
+
+
+def test_mount_route_details_use_outer_path() -> None:
+    app, built = mounted_app(
+        route_details={
+            "/api/items": {"action_name": "Items (full path)"},
+            "/items": {"action_name": "Items (path inside the mount)"},
+        }
+    )
+    response = request(app, url="/api/items")
+
+    assert response.text == "hello"
+    [hit] = sender_of(built[0]).hits
+    assert hit["action_name"] == "Items (full path)"
+    assert hit["url"] == "https://testserver/api/items"
+
+
+def test_mount_exclusion_and_route_details_agree() -> None:
+    app, built = mounted_app(
+        exclude_paths=["/api/items"],
+        route_details={"/api/other": {"e_c": "Other"}, "/other": {"e_c": "Inner"}},
+    )
+    request(app, url="/api/items")
+    request(app, url="/api/other")
+
+    [hit] = sender_of(built[0]).hits
+    assert hit["url"] == "https://testserver/api/other"
+    assert hit["e_c"] == "Other"
+
+
+def test_mount_below_root_path_keeps_url() -> None:
+    # A server that leaves root_path out of raw_path. Mount sets root_path to
+    # "/prefix/api" while the application runs.
+    app, built = mounted_app(route_details={"/api/items": {"e_c": "Items"}})
+
+    async def call() -> None:
+        scope = {
+            **http_scope("/prefix/api/items"),
+            "raw_path": b"/api/items",
+            "root_path": "/prefix",
+        }
+        await app(scope, empty_receive, discard_send)
+
+    asyncio.run(call())
+
+    [hit] = sender_of(built[0]).hits
+    assert hit["url"] == "https://example.com/prefix/api/items"
+    assert hit["action_name"] == "/prefix/api/items"
+    assert hit["e_c"] == "Items"
 
 
 async def empty_receive() -> Message:

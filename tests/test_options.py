@@ -595,6 +595,30 @@ def test_tracks_reads_path_only_with_filters() -> None:
         make_options().tracks({"path": "/"})
 
 
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        pytest.param({}, "", id="no-option-needs-the-path"),
+        pytest.param({"exclude_paths": ["/health"]}, "/items", id="exclude_paths"),
+        pytest.param(
+            {"route_details": {"/items": {"e_c": "Items"}}}, "/items", id="route_details"
+        ),
+        pytest.param({"exclude_paths": ["/items"]}, None, id="excluded"),
+        pytest.param({"ignored_methods": ["GET"], "exclude_paths": ["/x"]}, None, id="method"),
+    ],
+)
+def test_tracked_route(arguments: dict[str, Any], expected: str | None) -> None:
+    scope = {"method": "GET", "path": "/api/items", "root_path": "/api"}
+
+    assert make_options(**arguments).tracked_route(scope) == expected
+
+
+def test_uses_route() -> None:
+    assert make_options().uses_route is False
+    assert make_options(exclude_patterns=["^/static/"]).uses_route is True
+    assert make_options(route_details={"/items": {"e_c": "Items"}}).uses_route is True
+
+
 def test_filters_paths() -> None:
     assert make_options().filters_paths is False
     assert make_options(exclude_paths=["/health"]).filters_paths is True

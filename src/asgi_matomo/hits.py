@@ -63,15 +63,25 @@ def build_hit(
     status: int,
     duration_ms: float,
     started_at: float,
+    route: str | None = None,
+    path: str | None = None,
+    root_path: str | None = None,
 ) -> Hit | None:
     """Return the hit of a finished HTTP request, or None when it must not be tracked.
 
     ``status`` is the response status (500 when the application failed before
     starting the response), ``duration_ms`` the time the application took in
     milliseconds, and ``started_at`` the UNIX time at which the request began.
+    ``route`` (the routing path), ``path`` and ``root_path`` are the values
+    from before the application ran, because routers change the scope. Each
+    one that is None is computed from the scope.
 
     Raises TypeError when the per-request overrides are not a mapping.
     """
+    if path is None:
+        path = scope["path"]
+    if root_path is None:
+        root_path = scope.get("root_path", "")
     headers = scope["headers"]
     if options.privacy_signals != "ignore":
         signalled = has_privacy_signal(headers)
@@ -108,8 +118,8 @@ def build_hit(
     hit = options.base_hit.copy()
     hit["rand"] = getrandbits(31)
     hit["cdt"] = int(started_at)
-    hit["url"] = _request_url(scope, options, forwarded, host)
-    action_name = urls.full_path(scope)
+    hit["url"] = _request_url(scope, options, forwarded, host, path, root_path)
+    action_name = urls.full_path(path, root_path)
     if ";" in action_name:
         action_name = redactor.redact_path(action_name)
     hit["action_name"] = action_name[:MAX_ACTION_NAME_LENGTH]
@@ -131,7 +141,9 @@ def build_hit(
         _add_ids(hit, scope, headers, options, has_cookie=has_cookie)
 
     if options.route_details:
-        details = options.route_details.get(urls.route_path(scope))
+        if route is None:
+            route = urls.route_path(path, root_path)
+        details = options.route_details.get(route)
         if details is not None:
             hit.update(details.parameters)
             for name in details.removed:
@@ -151,7 +163,12 @@ def build_hit(
 
 
 def _request_url(
-    scope: Scope, options: Options, forwarded: ResolvedClient, host_header: str | None
+    scope: Scope,
+    options: Options,
+    forwarded: ResolvedClient,
+    host_header: str | None,
+    path: str,
+    root_path: str,
 ) -> str:
     """Return the URL the client requested, with secret query and path parameters redacted."""
     seen_scheme: str = forwarded.scheme or scope.get("scheme", "http")
@@ -161,7 +178,7 @@ def _request_url(
         authority = urls.strip_default_port(host, scheme, seen_scheme)
     else:
         authority = urls.server_authority(scope, scheme)
-    path = urls.encoded_path(scope)
+    path = urls.encoded_path(scope.get("raw_path"), path, root_path)
     # NOTE: an escaped ";" (%3B) separates no path parameter, so a value after
     # it stays in the url, while the decoded action_name gets it redacted.
     if ";" in path:

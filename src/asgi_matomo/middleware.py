@@ -132,17 +132,21 @@ class MatomoMiddleware:
             return
 
         try:
-            tracked = self.options.tracks(scope)
+            route = self.options.tracked_route(scope)
         except Exception as exc:
             # A scope without the keys the ASGI spec requires is the server's
             # problem, and the application decides how to respond to it.
             self.options.failure_log.log(
                 logging.ERROR, "scope", "Could not track a request with an invalid scope: %r", exc
             )
-            tracked = False
-        if not tracked:
+            route = None
+        if route is None:
             await self.app(scope, receive, send)
             return
+        # Routers change the scope while the application runs (Starlette's
+        # Mount extends root_path), so the hit is built from these values.
+        path = scope.get("path")
+        root_path = scope.get("root_path", "")
 
         started_at = time.time()
         start = time.perf_counter()
@@ -159,20 +163,35 @@ class MatomoMiddleware:
         except Exception:
             # Servers respond with 500 when the application raised before
             # starting the response.
-            self._track(scope, 500 if status is None else status, start, started_at)
+            status = 500 if status is None else status
+            self._track(scope, status, start, started_at, route, path, root_path)
             raise
         except BaseException:
             # Cancelled, usually because the client went away or the server is
             # stopping. Only a response that was started is worth a hit.
             if status is not None:
-                self._track(scope, status, start, started_at)
+                self._track(scope, status, start, started_at, route, path, root_path)
             raise
         # An application that returns without starting a response gets a 500
         # from the server.
-        self._track(scope, 500 if status is None else status, start, started_at)
+        status = 500 if status is None else status
+        self._track(scope, status, start, started_at, route, path, root_path)
 
-    def _track(self, scope: Scope, status: int, start: float, started_at: float) -> None:
-        """Build the request's hit and queue it. Never raises."""
+    def _track(
+        self,
+        scope: Scope,
+        status: int,
+        start: float,
+        started_at: float,
+        route: str,
+        path: str | None,
+        root_path: str,
+    ) -> None:
+        """Build the request's hit and queue it. Never raises.
+
+        ``route``, ``path`` and ``root_path`` are as they were before the
+        application ran.
+        """
         duration_ms = (time.perf_counter() - start) * 1000.0
         try:
             hit = build_hit(
@@ -181,6 +200,9 @@ class MatomoMiddleware:
                 status=status,
                 duration_ms=duration_ms,
                 started_at=started_at,
+                route=route or None,
+                path=path,
+                root_path=root_path,
             )
             if hit is not None:
                 sender = self.sender
@@ -194,7 +216,7 @@ class MatomoMiddleware:
                 "build-hit",
                 "Could not track %s %s: %r",
                 scope.get("method"),
-                scope.get("path"),
+                path,
                 exc,
             )
 

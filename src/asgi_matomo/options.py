@@ -130,42 +130,64 @@ class Options:
     logged_notices: set[str] = field(default_factory=set, compare=False)
     # True when exclude_paths or exclude_patterns is set, so tracks() needs the path.
     filters_paths: bool = field(init=False, compare=False)
+    # True when route_details is set too, so a tracked request needs its routing path.
+    uses_route: bool = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "filters_paths", bool(self.exclude_paths or self.exclude_patterns)
-        )
+        filters_paths = bool(self.exclude_paths or self.exclude_patterns)
+        object.__setattr__(self, "filters_paths", filters_paths)
+        object.__setattr__(self, "uses_route", filters_paths or bool(self.route_details))
 
-    def tracks(self, scope: Scope) -> bool:
-        """Tell whether the request of an HTTP scope gets a hit.
+    def tracked_route(self, scope: Scope) -> str | None:
+        """Return the routing path of a request that gets a hit, or None when it gets none.
+
+        Call it before the application runs, because routers change the scope:
+        Starlette's ``Mount`` extends ``root_path``. The path is computed only
+        when exclude_paths, exclude_patterns or route_details is set, and is ""
+        otherwise.
 
         Raises KeyError when the scope lacks ``method``, or lacks ``path``
-        while exclude_paths or exclude_patterns is set.
+        while one of those options is set.
         """
         method: str = scope["method"]
         # allowed_methods has the ignored methods removed already.
         allowed = self.allowed_methods
         if allowed is None:
             if method in self.ignored_methods:
-                return False
+                return None
         elif method not in allowed:
-            return False
-        if not self.filters_paths:
-            return True
+            return None
+        if not self.uses_route:
+            return ""
 
-        path = route_path(scope)
+        path = route_path(scope["path"], scope.get("root_path", ""))
+        if not self.filters_paths:
+            return path
         if path in self.exclude_paths:
-            return False
-        # A loop instead of all() with a generator, which costs a frame per call.
-        for pattern in self.exclude_patterns:  # noqa: SIM110
+            return None
+        # A loop instead of any() with a generator, which costs a frame per call.
+        for pattern in self.exclude_patterns:
             if pattern.search(path) is not None:
-                return False
-        return True
+                return None
+        return path
+
+    def tracks(self, scope: Scope) -> bool:
+        """Tell whether the request of an HTTP scope gets a hit.
+
+        Raises KeyError as :meth:`tracked_route` does.
+        """
+        return self.tracked_route(scope) is not None
 
     def __repr__(self) -> str:
         parts = []
         for option in fields(self):
-            if option.name in ("base_hit", "failure_log", "logged_notices", "filters_paths"):
+            if option.name in (
+                "base_hit",
+                "failure_log",
+                "logged_notices",
+                "filters_paths",
+                "uses_route",
+            ):
                 continue
             value = getattr(self, option.name)
             if option.name == "access_token" and value is not None:

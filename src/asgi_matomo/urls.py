@@ -1,4 +1,4 @@
-"""Build the tracked URL and the routing path of an ASGI HTTP scope."""
+"""Build the tracked URL and the routing path of an ASGI HTTP request."""
 
 from __future__ import annotations
 
@@ -25,15 +25,13 @@ _RAW_QUERY_SAFE = "/!$&'()*+,;=:@~%?"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def route_path(scope: Scope) -> str:
-    """Return the path the application routes on: the path below ``root_path``.
+def route_path(path: str, root_path: str) -> str:
+    """Return the path the application routes on: ``path`` below ``root_path``.
 
     Current uvicorn (checked with 0.55) and Starlette's ``Mount`` put
     ``root_path`` at the start of ``scope["path"]``, while older servers leave
     it out. Both forms give the same result.
     """
-    path: str = scope["path"]
-    root_path: str = scope.get("root_path", "")
     if not root_path or not path.startswith(root_path):
         return path
     if len(path) == len(root_path):
@@ -44,24 +42,20 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-def full_path(scope: Scope) -> str:
+def full_path(path: str, root_path: str) -> str:
     """Return the decoded path as the client sees it, with ``root_path`` in front."""
-    path: str = scope["path"]
-    root_path: str = scope.get("root_path", "")
     if not root_path or path.startswith(root_path):
         return path
     return root_path + path
 
 
-def encoded_path(scope: Scope) -> str:
+def encoded_path(raw_path: object, path: str, root_path: str) -> str:
     """Return the percent-encoded path of the request, ``root_path`` included.
 
     ``raw_path`` contains the bytes the client sent, so its escapes are kept as
     they were. Bytes outside ASCII are escaped. Without ``raw_path`` the
-    decoded path is encoded again.
+    decoded ``path`` is encoded again.
     """
-    raw_path = scope.get("raw_path")
-    root_path: str = scope.get("root_path", "")
     if isinstance(raw_path, bytes) and raw_path:
         # The ASGI spec leaves the query out of raw_path. Cutting at "?" keeps a
         # server that includes it anyway from doubling the query in the URL.
@@ -73,7 +67,7 @@ def encoded_path(scope: Scope) -> str:
         if raw_path.isascii():
             return raw_path.decode("ascii")
         return quote_from_bytes(raw_path, safe=_RAW_PATH_SAFE)
-    return quote(full_path(scope), safe=_PATH_SAFE)
+    return quote(full_path(path, root_path), safe=_PATH_SAFE)
 
 
 def decode_query(query_string: bytes) -> str:
