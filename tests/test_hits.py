@@ -234,6 +234,75 @@ URL_CASES = [
         id="query-with-slash-and-question-mark",
     ),
     pytest.param({"query_string": b""}, {}, "https://example.com/", id="empty-query"),
+    # The Host header gets the check of a forwarded host, else the server's address is used.
+    *(
+        pytest.param(
+            {"headers": [(b"host", host)]}, {}, "https://127.0.0.1:8000/", id=f"bad-host-{name}"
+        )
+        for name, host in [
+            ("path-and-query", b"evil.example/phish?x="),
+            ("userinfo", b"user@evil.example"),
+            ("space", b"a b"),
+            ("fragment", b"good.example#frag"),
+            ("latin-1", b"\xe9xample.com"),
+            ("port-too-large", b"example.com:99999"),
+            ("empty", b""),
+        ]
+    ),
+    pytest.param(
+        {"headers": [(b"host", b"Example.COM:8080")]},
+        {},
+        "https://example.com:8080/",
+        id="host-lower-case",
+    ),
+    pytest.param(
+        {"headers": [], "server": ("10.0.0.1", 80)},
+        {},
+        "https://10.0.0.1/",
+        id="server-http-port-dropped-with-assume-https",
+    ),
+    pytest.param(
+        {"headers": [], "server": ("10.0.0.1", 443), "scheme": "https"},
+        {"assume_https": False},
+        "https://10.0.0.1/",
+        id="server-https-port-dropped",
+    ),
+    pytest.param(
+        {"scheme": "ws"}, {"assume_https": False}, "http://example.com/", id="other-scheme-is-http"
+    ),
+    pytest.param({"scheme": "ftp"}, {}, "https://example.com/", id="other-scheme-assume-https"),
+    # Request targets that h11 passes through uvicorn unchanged.
+    pytest.param(
+        {
+            "path": "http://abs.example:8080/x",
+            "raw_path": b"http://abs.example:8080/x",
+            "query_string": b"y=1",
+        },
+        {},
+        "https://example.com/x?y=1",
+        id="absolute-form-target",
+    ),
+    pytest.param(
+        {"path": "http://abs.example", "raw_path": b"http://abs.example"},
+        {},
+        "https://example.com/",
+        id="absolute-form-without-path",
+    ),
+    pytest.param(
+        {"method": "OPTIONS", "path": "*", "raw_path": b"*"},
+        {},
+        "https://example.com/",
+        id="asterisk-form-target",
+    ),
+    pytest.param(
+        {"path": "*", "raw_path": None}, {}, "https://example.com/", id="asterisk-without-raw-path"
+    ),
+    pytest.param(
+        {"path": "/p#frag", "raw_path": b"/p#frag"},
+        {},
+        "https://example.com/p%23frag",
+        id="hash-in-raw-path-escaped",
+    ),
 ]
 
 
@@ -272,6 +341,8 @@ ACTION_NAME_CASES = [
     pytest.param({"path": "/api/items", "root_path": "/api"}, "/api/items", id="root-path-inside"),
     pytest.param({"path": "/items", "root_path": "/api"}, "/api/items", id="root-path-outside"),
     pytest.param({"path": "/" + "x" * 2000, "raw_path": None}, "/" + "x" * 1023, id="cut"),
+    pytest.param({"path": "http://abs.example:8080/x/y"}, "/x/y", id="absolute-form-target"),
+    pytest.param({"path": "*"}, "/", id="asterisk-form-target"),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +22,7 @@ from starlette.websockets import WebSocket
 
 from asgi_matomo import DeliveryStats, MatomoMiddleware, middleware
 from asgi_matomo.options import Options
+from asgi_matomo.testing import serve_app
 from asgi_matomo.trackers import PerfMsTracker
 from asgi_matomo.types import Hit, Message, Receive, Scope, Send
 
@@ -314,6 +316,37 @@ def test_mount_below_root_path_keeps_url() -> None:
     assert hit["url"] == "https://example.com/prefix/api/items"
     assert hit["action_name"] == "/prefix/api/items"
     assert hit["e_c"] == "Items"
+
+
+def send_raw_request(base_url: str, request_head: bytes) -> bytes:
+    """Send one raw HTTP/1.1 request to a server on loopback and return its status line."""
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(request_head)
+        return connection.recv(1024).partition(b"\r\n")[0]
+
+
+@pytest.mark.server
+def test_odd_request_targets_through_uvicorn() -> None:
+    app = wrap(hello_asgi, allowed_methods=["GET", "OPTIONS"])
+    requests = [
+        b"GET http://abs.example:8080/x?y=1 HTTP/1.1\r\nHost: other.example\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost: h.example\r\n\r\n",
+        b"GET /p HTTP/1.1\r\nHost: evil.example/phish?x=\r\n\r\n",
+        b"GET /q HTTP/1.0\r\n\r\n",
+    ]
+    with serve_app(app, http="h11") as base_url:
+        statuses = [send_raw_request(base_url, head) for head in requests]
+        server_port = base_url.rsplit(":", 1)[1]
+
+    assert statuses == [b"HTTP/1.1 200 OK"] * 4
+    absolute, asterisk, bad_host, no_host = sender_of(app).hits
+    assert absolute["url"] == "https://other.example/x?y=1"
+    assert absolute["action_name"] == "/x"
+    assert asterisk["url"] == "https://h.example/"
+    assert asterisk["action_name"] == "/"
+    assert bad_host["url"] == f"https://127.0.0.1:{server_port}/p"
+    assert no_host["url"] == f"https://127.0.0.1:{server_port}/q"
 
 
 async def empty_receive() -> Message:

@@ -170,14 +170,23 @@ def _request_url(
     path: str,
     root_path: str,
 ) -> str:
-    """Return the URL the client requested, with secret query and path parameters redacted."""
+    """Return the URL the client requested, with secret query and path parameters redacted.
+
+    The host is a trusted proxy's forwarded host, else a valid Host header,
+    else the server's address.
+    """
     seen_scheme: str = forwarded.scheme or scope.get("scheme", "http")
+    if seen_scheme not in urls.SCHEMES:
+        # A server that reports another scheme for an HTTP request.
+        seen_scheme = "http"
     scheme = "https" if options.assume_https else seen_scheme
-    host = forwarded.host or host_header
+    host = forwarded.host
+    if host is None and host_header is not None:
+        host = urls.request_host(host_header)
     if host:
         authority = urls.strip_default_port(host, scheme, seen_scheme)
     else:
-        authority = urls.server_authority(scope, scheme)
+        authority = urls.server_authority(scope.get("server"), scheme, seen_scheme)
     path = urls.encoded_path(scope.get("raw_path"), path, root_path)
     # NOTE: an escaped ";" (%3B) separates no path parameter, so a value after
     # it stays in the url, while the decoded action_name gets it redacted.

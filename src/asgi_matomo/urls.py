@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote, quote_from_bytes
 
-from .types import Scope
+from .proxies import _valid_host as valid_host
 
 # Matomo keeps at most 1,024 characters of a URL (scheme included) and of an
 # action name, and cuts the rest without an error (Matomo 4.12 and 5).
@@ -23,6 +24,27 @@ _RAW_PATH_SAFE = "/!$&'()*+,;=:@~%"
 _RAW_QUERY_SAFE = "/!$&'()*+,;=:@~%?"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+SCHEMES = frozenset(_DEFAULT_PORTS)
+
+# The Host header repeats on every request, so its check is cached. The cache
+# is bounded, so a client that sends random hosts only costs the check itself.
+_checked_host = functools.lru_cache(maxsize=256)(valid_host)
+
+
+def origin_path(target: str) -> str:
+    """Return the path of a request target that does not start with "/".
+
+    With h11, uvicorn (checked with 0.55) puts the target of ``GET
+    http://host:8080/x HTTP/1.1`` (absolute form) into ``path`` and
+    ``raw_path`` as it is, and ``OPTIONS * HTTP/1.1`` as ``"*"``. The path of
+    an absolute URL is kept, and any other target becomes ``"/"``.
+    """
+    scheme_end = target.find("://")
+    if scheme_end > 0:
+        path_start = target.find("/", scheme_end + 3)
+        if path_start > 0:
+            return target[path_start:]
+    return "/"
 
 
 def route_path(path: str, root_path: str) -> str:
@@ -32,6 +54,8 @@ def route_path(path: str, root_path: str) -> str:
     ``root_path`` at the start of ``scope["path"]``, while older servers leave
     it out. Both forms give the same result.
     """
+    if not path.startswith("/"):
+        path = origin_path(path)
     if not root_path or not path.startswith(root_path):
         return path
     if len(path) == len(root_path):
@@ -44,6 +68,8 @@ def route_path(path: str, root_path: str) -> str:
 
 def full_path(path: str, root_path: str) -> str:
     """Return the decoded path as the client sees it, with ``root_path`` in front."""
+    if not path.startswith("/"):
+        path = origin_path(path)
     if not root_path or path.startswith(root_path):
         return path
     return root_path + path
@@ -53,18 +79,22 @@ def encoded_path(raw_path: object, path: str, root_path: str) -> str:
     """Return the percent-encoded path of the request, ``root_path`` included.
 
     ``raw_path`` contains the bytes the client sent, so its escapes are kept as
-    they were. Bytes outside ASCII are escaped. Without ``raw_path`` the
-    decoded ``path`` is encoded again.
+    they were. Bytes outside ASCII, and a "#" that h11 lets through, are
+    escaped. Without ``raw_path`` the decoded ``path`` is encoded again.
     """
     if isinstance(raw_path, bytes) and raw_path:
         # The ASGI spec leaves the query out of raw_path. Cutting at "?" keeps a
         # server that includes it anyway from doubling the query in the URL.
         raw_path = raw_path.partition(b"?")[0]
+        if not raw_path.startswith(b"/"):
+            raw_path = origin_path(raw_path.decode("latin-1")).encode("latin-1")
         if root_path:
             root_bytes = quote(root_path, safe=_PATH_SAFE).encode("ascii")
             if not (raw_path == root_bytes or raw_path.startswith(root_bytes + b"/")):
                 raw_path = root_bytes + raw_path
         if raw_path.isascii():
+            if b"#" in raw_path:
+                raw_path = raw_path.replace(b"#", b"%23")
             return raw_path.decode("ascii")
         return quote_from_bytes(raw_path, safe=_RAW_PATH_SAFE)
     return quote(full_path(path, root_path), safe=_PATH_SAFE)
@@ -82,19 +112,31 @@ def decode_query(query_string: bytes) -> str:
     return quote_from_bytes(query_string, safe=_RAW_QUERY_SAFE)
 
 
-def server_authority(scope: Scope, scheme: str) -> str:
+def request_host(host_header: str) -> str | None:
+    """Return the Host header in lower case, or None when it is not a valid host.
+
+    A valid host is a DNS name, an IPv4 address or a bracketed IPv6 address,
+    with an optional port from 1 to 65535: the check that forwarded hosts get
+    too. Anything that could change the structure of the tracked URL, such as
+    "/", "?", "#", "@" or a space, is rejected.
+    """
+    return _checked_host(host_header)
+
+
+def server_authority(server: object, scheme: str, seen_scheme: str) -> str:
     """Return ``host[:port]`` from ``scope["server"]``, or "localhost" when it is missing.
 
-    The port is left out when it is the default one of ``scheme``. A server
-    listening on a Unix socket reports ``(path, None)``, which carries no host.
+    The port is left out when it is the default one of ``scheme`` or of
+    ``seen_scheme``, as :func:`strip_default_port` does for a Host header. A
+    server listening on a Unix socket reports ``(path, None)``, which carries
+    no host.
     """
-    server = scope.get("server")
-    if not server or server[1] is None:
+    if not isinstance(server, tuple | list) or len(server) != 2 or server[1] is None:
         return "localhost"
-    host, port = server[0], server[1]
+    host, port = server
     if ":" in host:
         host = f"[{host}]"
-    if port == _DEFAULT_PORTS.get(scheme):
+    if port == _DEFAULT_PORTS.get(scheme) or port == _DEFAULT_PORTS.get(seen_scheme):
         return str(host)
     return f"{host}:{port}"
 
