@@ -1013,6 +1013,41 @@ PATH_PARAMETER_CASES = [
         "/x;v=2",
         id="not-secret",
     ),
+    pytest.param(
+        {},
+        {"path": "/a;jsessionid=XYZ/b", "raw_path": b"/a%3Bjsessionid%3DXYZ/b"},
+        "https://example.com/a%3Bjsessionid%3DREDACTED/b",
+        "/a;jsessionid=REDACTED/b",
+        id="escaped-separator",
+    ),
+    pytest.param(
+        {},
+        {"path": "/a;sid=x:y/b;token=t", "raw_path": b"/a%3bsid=x%3Ay/b%3Btoken%3dt"},
+        "https://example.com/a%3bsid=REDACTED/b%3Btoken%3dREDACTED",
+        "/a;sid=REDACTED/b;token=REDACTED",
+        id="escaped-separators-any-case",
+    ),
+    pytest.param(
+        {},
+        {"path": "/a;jsessionid=X", "raw_path": b"/a%3Bj%73essionid%3DX"},
+        "https://example.com/a%3Bj%73essionid%3DREDACTED",
+        "/a;jsessionid=REDACTED",
+        id="escaped-name",
+    ),
+    pytest.param(
+        {},
+        {"path": "/a;v=2/b:c", "raw_path": b"/a%3Bv%3D2/b%3Ac"},
+        "https://example.com/a%3Bv%3D2/b%3Ac",
+        "/a;v=2/b:c",
+        id="escaped-not-secret",
+    ),
+    pytest.param(
+        {"redact_query_params": []},
+        {"path": "/a;jsessionid=XYZ", "raw_path": b"/a%3Bjsessionid%3DXYZ"},
+        "https://example.com/a%3Bjsessionid%3DXYZ",
+        "/a;jsessionid=XYZ",
+        id="escaped-off",
+    ),
 ]
 
 

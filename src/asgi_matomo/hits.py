@@ -16,8 +16,9 @@ A value of None in layer 2 or 3 removes that parameter from the hit.
 ``url`` keeps the percent-escapes the client sent (``/caf%C3%A9``), as a
 browser's address bar would report it. ``action_name`` defaults to the decoded
 path with ``root_path`` in front (``/café``), because Matomo shows it as a page
-title. The values of secret path parameters (``;jsessionid=...``) in both, and
-of secret query parameters in ``url``, are replaced by ``REDACTED``.
+title. The values of secret path parameters (``;jsessionid=...``, also written
+``%3Bjsessionid%3D...``) in both, and of secret query parameters in ``url``,
+are replaced by ``REDACTED``.
 """
 
 from __future__ import annotations
@@ -188,17 +189,14 @@ def _request_url(
     else:
         authority = urls.server_authority(scope.get("server"), scheme, seen_scheme)
     path = urls.encoded_path(scope.get("raw_path"), path, root_path)
-    # NOTE: an escaped ";" (%3B) separates no path parameter, so a value after
-    # it stays in the url, while the decoded action_name gets it redacted.
+    redactor = options.redact_query_params
     if ";" in path:
-        path = options.redact_query_params.redact_path(path)
+        path = redactor.redact_path(path)
+    if "%3" in path and redactor.enabled:
+        # The decoded action_name shows an escaped ";" as a real one.
+        path = urls.redact_encoded_path_parameters(path, redactor)
     query = urls.decode_query(scope.get("query_string", b""))
-    return urls.build_url(
-        scheme,
-        authority,
-        path,
-        options.redact_query_params.redact_query(query),
-    )
+    return urls.build_url(scheme, authority, path, redactor.redact_query(query))
 
 
 def _add_ids(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import re
 from urllib.parse import quote, quote_from_bytes
 
+from .privacy import REDACTED, QueryRedactor
 from .proxies import _valid_host as valid_host
 
 # Matomo keeps at most 1,024 characters of a URL (scheme included) and of an
@@ -25,6 +27,14 @@ _RAW_QUERY_SAFE = "/!$&'()*+,;=:@~%?"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 SCHEMES = frozenset(_DEFAULT_PORTS)
+
+# A path parameter behind an escaped ";", such as "%3Bjsessionid%3DABC". The
+# name runs to the first "=" or "%3D", and the value to the next "/", ";" or
+# "%3B".
+_ENCODED_PATH_PARAMETER = re.compile(
+    r"(?P<start>%3[Bb])(?P<name>(?:[^/;=%]|%(?!3[BbDd]))*)(?P<equals>=|%3[Dd])"
+    r"(?P<value>(?:[^/;%]|%(?!3[Bb]))*)"
+)
 
 # The Host header repeats on every request, so its check is cached. The cache
 # is bounded, so a client that sends random hosts only costs the check itself.
@@ -98,6 +108,22 @@ def encoded_path(raw_path: object, path: str, root_path: str) -> str:
             return raw_path.decode("ascii")
         return quote_from_bytes(raw_path, safe=_RAW_PATH_SAFE)
     return quote(full_path(path, root_path), safe=_PATH_SAFE)
+
+
+def redact_encoded_path_parameters(path: str, redactor: QueryRedactor) -> str:
+    """Redact path parameters behind an escaped ";" (``/a%3Bjsessionid%3DABC``).
+
+    The decoded ``action_name`` shows such a parameter as ``;jsessionid=ABC``,
+    where :meth:`QueryRedactor.redact_path` redacts it, so the url gets the
+    same treatment. Names are compared after percent-decoding.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        if not match["value"] or not redactor.is_redacted(match["name"]):
+            return match[0]
+        return f"{match['start']}{match['name']}{match['equals']}{REDACTED}"
+
+    return _ENCODED_PATH_PARAMETER.sub(replace, path)
 
 
 def decode_query(query_string: bytes) -> str:
