@@ -356,6 +356,22 @@ def test_action_name(fields: dict[str, Any], expected: str) -> None:
 HEADER_CASES = [
     pytest.param(b"user-agent", b"Mozilla/5.0 (X11)", "ua", "Mozilla/5.0 (X11)", id="ua"),
     pytest.param(b"user-agent", b"Agent \xe9", "ua", "Agent é", id="ua-latin-1"),
+    pytest.param(b"user-agent", "Agent é ✓".encode(), "ua", "Agent é ✓", id="ua-utf-8"),
+    pytest.param(b"accept-language", "fr-CH;é".encode(), "lang", "fr-CH;é", id="lang-utf-8"),
+    pytest.param(
+        b"referer",
+        "https://r.example/café".encode(),
+        "urlref",
+        "https://r.example/café",
+        id="urlref-utf-8",
+    ),
+    pytest.param(
+        b"referer",
+        b"https://r.example/caf\xe9",
+        "urlref",
+        "https://r.example/café",
+        id="urlref-latin-1",
+    ),
     pytest.param(b"user-agent", b"u" * 600, "ua", "u" * 500, id="ua-cut"),
     pytest.param(b"accept-language", b"fr-CH, fr;q=0.9", "lang", "fr-CH, fr;q=0.9", id="lang"),
     pytest.param(

@@ -93,17 +93,29 @@ def build_hit(
 
     # One pass over the headers finds the values and tells which features
     # have work to do: most requests carry no forwarding header or cookie.
+    # Browsers and HTTP clients send non-ASCII user agents and referrers as
+    # UTF-8, so that is tried before latin-1, which ASGI servers assume and
+    # which decodes any bytes. The Host header is checked to be ASCII later.
     host = user_agent = language = referer = None
     has_cookie = has_forwarding = False
     for name, value in headers:
         if name == _HOST:
             host = value.decode("latin-1")
         elif name == _USER_AGENT:
-            user_agent = value.decode("latin-1")
+            try:
+                user_agent = value.decode("utf-8")
+            except UnicodeDecodeError:
+                user_agent = value.decode("latin-1")
         elif name == _ACCEPT_LANGUAGE:
-            language = value.decode("latin-1")
+            try:
+                language = value.decode("utf-8")
+            except UnicodeDecodeError:
+                language = value.decode("latin-1")
         elif name == _REFERER:
-            referer = value.decode("latin-1")
+            try:
+                referer = value.decode("utf-8")
+            except UnicodeDecodeError:
+                referer = value.decode("latin-1")
         elif name == _COOKIE:
             has_cookie = True
         elif name in FORWARDING_HEADERS:
