@@ -879,6 +879,7 @@ def test_failing_id_callable_logged_at_bounded_rate(caplog: pytest.LogCaptureFix
     assert [record.getMessage() for record in caplog.records] == [
         "No visitor_id sent: the visitor_id callable raised LookupError: no session"
     ]
+    assert caplog.records[0].name == "asgi_matomo.hits"
 
 
 def test_invalid_user_id_not_sent(caplog: pytest.LogCaptureFixture) -> None:
@@ -889,6 +890,7 @@ def test_invalid_user_id_not_sent(caplog: pytest.LogCaptureFixture) -> None:
     assert "uid" not in hit
     assert len(caplog.records) == 1
     assert caplog.records[0].getMessage().startswith("No user_id sent: the user_id callable")
+    assert caplog.records[0].name == "asgi_matomo.hits"
 
 
 # --- privacy ------------------------------------------------------------------------

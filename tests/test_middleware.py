@@ -476,6 +476,7 @@ def test_submit_failure_does_not_reach_app(caplog: pytest.LogCaptureFixture) -> 
     assert [record.getMessage() for record in caplog.records] == [
         "Could not track GET /: RuntimeError('queue broken')"
     ]
+    assert caplog.records[0].name == "asgi_matomo.middleware"
 
 
 # --- per-request overrides --------------------------------------------------------------
@@ -912,3 +913,4 @@ def test_invalid_scope_passes_to_app(caplog: pytest.LogCaptureFixture) -> None:
     assert [record.getMessage() for record in caplog.records] == [
         "Could not track a request with an invalid scope: KeyError('method')"
     ]
+    assert caplog.records[0].name == "asgi_matomo.middleware"

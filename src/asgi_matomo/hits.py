@@ -239,7 +239,7 @@ def _add_ids(
 def _log_id_error(options: Options, kind: str, result: IdResult) -> None:
     # The error text never contains the returned value, which may be personal data.
     details = "" if result.exception is None else f": {result.exception}"
-    options.failure_log.log(logging.WARNING, kind, "No %s sent: %s%s", kind, result.error, details)
+    options.hit_log.log(logging.WARNING, kind, "No %s sent: %s%s", kind, result.error, details)
 
 
 def _read_overrides(state: Mapping[str, object]) -> Mapping[str, object] | None:

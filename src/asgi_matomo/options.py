@@ -68,7 +68,10 @@ DEFAULT_BREAKER_COOLDOWN = 30.0
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 DEFAULT_LOG_INTERVAL = 60.0
 
-logger = logging.getLogger("asgi_matomo")
+# The loggers of the request path: the middleware's failures and the
+# warnings about what a hit could not carry.
+middleware_logger = logging.getLogger("asgi_matomo.middleware")
+hits_logger = logging.getLogger("asgi_matomo.hits")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +127,11 @@ class Options:
 
     # The parameters every hit starts with: idsite, rec, apiv and send_image.
     base_hit: Hit
-    # Rate-limited log of failures on the request path, with the token redacted.
+    # Rate-limited logs with the token redacted: failures of the middleware
+    # (a hit that could not be built or queued) and warnings about values left
+    # out of a hit (an invalid visitor or user id).
     failure_log: ThrottledLog
+    hit_log: ThrottledLog
     # Names of one-time log messages already written by this middleware.
     logged_notices: set[str] = field(default_factory=set, compare=False)
     # True when exclude_paths or exclude_patterns is set, so tracks() needs the path.
@@ -184,6 +190,7 @@ class Options:
             if option.name in (
                 "base_hit",
                 "failure_log",
+                "hit_log",
                 "logged_notices",
                 "filters_paths",
                 "uses_route",
@@ -298,7 +305,8 @@ def parse_options(
         privacy_signals=parse_privacy_signals(privacy_signals),
         redact_query_params=parse_redact_query_params(redact_query_params),
         base_hit={"idsite": site, "rec": 1, "apiv": 1, "send_image": 0},
-        failure_log=ThrottledLog(logger, interval, secrets=(token,)),
+        failure_log=ThrottledLog(middleware_logger, interval, secrets=(token,)),
+        hit_log=ThrottledLog(hits_logger, interval, secrets=(token,)),
     )
 
 
