@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 
 import httpx
 
@@ -152,11 +152,13 @@ class MatomoMiddleware:
         start = time.perf_counter()
         status: int | None = None
 
-        async def send_with_status(message: Message) -> None:
+        # A plain function that returns the server's awaitable, because an
+        # async wrapper would cost every message a coroutine of its own.
+        def send_with_status(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message.get("status", 500)
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_with_status)
