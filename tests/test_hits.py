@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+from enum import Enum
+from http import HTTPStatus
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 
 from asgi_matomo.hits import build_hit
 from asgi_matomo.options import Options, parse_options
+from asgi_matomo.params import max_hit_bytes
 from asgi_matomo.types import Hit, Scope
 
 MATOMO_URL = "https://matomo.example/matomo.php"
@@ -541,18 +545,70 @@ CVAR_CASES = [
     pytest.param(
         {1: ("a", "1"), 3: ["c", 3]},
         5,
-        {"1": ["a", "1"], "3": ["c", 3]},
+        {"1": ["a", "1"], "3": ["c", "3"]},
         id="indexed-int-keys",
     ),
     pytest.param(
-        {"1": "not-a-pair"},
+        {str(slot): [f"n{slot}", "v"] for slot in range(1, 10)},
         5,
+        {str(slot): [f"n{slot}", "v"] for slot in range(1, 6)},
+        id="indexed-beyond-slots",
+    ),
+    pytest.param(
+        {"1": ["n" * 500, "v" * 500]},
+        5,
+        {"1": ["n" * 200, "v" * 200]},
+        id="indexed-cut-to-200",
+    ),
+    pytest.param(
+        {"3": ["c", "3"], "1": ["a", "1"]},
+        5,
+        {"1": ["a", "1"], "3": ["c", "3"]},
+        id="indexed-sorted-by-slot",
+    ),
+    pytest.param(
+        {"0": ["a", "b"], "1": None, "2": ["x"], "3": [None, "v"], "4": ["ok", "yes"]},
+        5,
+        {"4": ["ok", "yes"]},
+        id="indexed-invalid-entries-left-out",
+    ),
+    pytest.param(
+        {"1": ["a", {"x": [1, 2]}], "2": [7, True], "3": ["b", b"caf\xc3\xa9"]},
+        5,
+        {"1": ["a", '{"x":[1,2]}'], "2": ["7", "1"], "3": ["b", "café"]},
+        id="indexed-values-become-text",
+    ),
+    pytest.param(
+        '{"1":["a","b"],"7":["c","d"]}',
+        5,
+        {"1": ["a", "b"]},
+        id="json-indexed",
+    ),
+    pytest.param(
+        '{"plan":"pro"}',
+        5,
+        {"1": ["plan", "pro"], "2": ["http_status_code", "200"], "3": ["http_method", "GET"]},
+        id="json-named",
+    ),
+    pytest.param(
+        {"obj": {"x": 1}, "flag": True, "off": False, "raw": b"\xff", "big": 1.5e20},
+        8,
         {
-            "1": ["1", "not-a-pair"],
-            "2": ["http_status_code", "200"],
-            "3": ["http_method", "GET"],
+            "1": ["obj", '{"x":1}'],
+            "2": ["flag", "1"],
+            "3": ["off", "0"],
+            "4": ["raw", "\xff"],
+            "5": ["big", "1.5e+20"],
+            "6": ["http_status_code", "200"],
+            "7": ["http_method", "GET"],
         },
-        id="digit-name-without-pair-is-named",
+        id="named-values-become-text",
+    ),
+    pytest.param(
+        {"a": object(), "b": float("nan"), "c": "kept"},
+        5,
+        {"1": ["c", "kept"], "2": ["http_status_code", "200"], "3": ["http_method", "GET"]},
+        id="named-unsupported-values-left-out",
     ),
     pytest.param(
         {"ville": "Zürich"},
@@ -581,11 +637,34 @@ def test_cvar_with_one_slot_keeps_status() -> None:
     assert cvar_of(hit) == {"1": ["http_status_code", "404"]}
 
 
-def test_cvar_json_string_passes_through() -> None:
-    encoded = '{"1":["kept","as is"]}'
+def test_cvar_json_string_normalized() -> None:
+    encoded = '{"1": ["kept", "as is"]}'
     hit = hit_of(make_scope(state={"asgi_matomo": {"cvar": encoded}}))
 
-    assert hit["cvar"] == encoded
+    assert hit["cvar"] == '{"1":["kept","as is"]}'
+
+
+def test_cvar_http_status_enum_as_number() -> None:
+    hit = hit_of(make_scope(), status=HTTPStatus.NOT_FOUND)
+    named = hit_of(make_scope(state={"asgi_matomo": {"cvar": {"a": "b"}}}), status=HTTPStatus.OK)
+
+    assert cvar_of(hit)["1"] == ["http_status_code", "404"]
+    assert cvar_of(named)["2"] == ["http_status_code", "200"]
+
+
+def test_cvar_invalid_entries_logged(caplog: pytest.LogCaptureFixture) -> None:
+    variables = {"0": ["a", "b"], "2": "x", "3": ["c", object()]}
+    with caplog.at_level(logging.WARNING, logger="asgi_matomo"):
+        hit = hit_of(make_scope(state={"asgi_matomo": {"cvar": variables}}))
+
+    assert cvar_of(hit) == {"1": ["http_status_code", "200"], "2": ["http_method", "GET"]}
+    assert [record.getMessage() for record in caplog.records] == [
+        'Ignored tracking parameters of scope["state"]["asgi_matomo"], the rest of the hit is '
+        "sent: invalid custom variables in cvar: slot '0' (slot ids start at 1); slot '2' "
+        "(expected a [name, value] pair); slot '3' (a value of type object is not "
+        "supported; use str, int, float, bool, bytes, dict, list or None)"
+    ]
+    assert caplog.records[0].name == "asgi_matomo.hits"
 
 
 def test_cvar_none_removes_all_variables() -> None:
@@ -594,14 +673,34 @@ def test_cvar_none_removes_all_variables() -> None:
     assert "cvar" not in hit
 
 
-def test_cvar_of_wrong_type_rejected() -> None:
-    scope = make_scope(state={"asgi_matomo": {"cvar": ["a", "b"]}})
+CVAR_SHAPE = "a dict of custom variables, {name: value} or {slot: [name, value]}, or its JSON"
 
-    with pytest.raises(TypeError) as caught:
-        build_hit(scope, make_options(), status=200, duration_ms=1.0, started_at=STARTED_AT)
-    assert (
-        str(caught.value) == "cvar must be a dict of custom variables or a JSON string, got list"
-    )
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        pytest.param([["a", "b"]], f"expected {CVAR_SHAPE}, got a value of type list", id="list"),
+        pytest.param(("a", "b"), f"expected {CVAR_SHAPE}, got a value of type tuple", id="tuple"),
+        pytest.param(5, f"expected {CVAR_SHAPE}, got a value of type int", id="int"),
+        pytest.param("hello", f"a string must be the JSON of {CVAR_SHAPE}", id="not-json"),
+        pytest.param('["a"]', f"expected {CVAR_SHAPE}, got a value of type list", id="json-list"),
+    ],
+)
+def test_cvar_of_wrong_shape_ignored(
+    value: object, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    scope = make_scope(state={"asgi_matomo": {"cvar": value, "_cvar": value, "e_c": "Kept"}})
+    with caplog.at_level(logging.WARNING, logger="asgi_matomo"):
+        hit = hit_of(scope, make_options(log_interval=0))
+
+    assert cvar_of(hit) == {"1": ["http_status_code", "200"], "2": ["http_method", "GET"]}
+    assert "_cvar" not in hit
+    assert hit["e_c"] == "Kept"
+    prefix = 'Ignored tracking parameters of scope["state"]["asgi_matomo"], the rest of the hit '
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{prefix}is sent: cvar is not usable: {reason}",
+        f"{prefix}is sent: _cvar is not usable: {reason}",
+    ]
 
 
 def test_visit_cvar_converted_without_defaults() -> None:
@@ -778,6 +877,10 @@ def test_override_none_removes_parameter() -> None:
     assert "missing" not in hit
 
 
+class StrEnumLike(str, Enum):
+    NAME = "name"
+
+
 OVERRIDE_VALUE_CASES = [
     pytest.param("e_n", "Name", "Name", id="str"),
     pytest.param("e_v", 3, 3, id="int"),
@@ -788,6 +891,11 @@ OVERRIDE_VALUE_CASES = [
     ),
     pytest.param("uadata", {"platform": "Linux"}, '{"platform":"Linux"}', id="dict"),
     pytest.param("action_name", "a" * 1100, "a" * 1024, id="action-name-cut"),
+    pytest.param("e_v", HTTPStatus.OK, 200, id="int-enum"),
+    pytest.param("e_n", b"caf\xc3\xa9", "café", id="utf-8-bytes"),
+    pytest.param("e_n", b"caf\xe9", "café", id="latin-1-bytes"),
+    pytest.param("e_n", StrEnumLike.NAME, "name", id="str-enum"),
+    pytest.param("e_v", 1e20, "1e+20", id="large-float"),
 ]
 
 
@@ -804,14 +912,199 @@ def test_state_without_overrides() -> None:
     assert hit["action_name"] == "/"
 
 
-def test_overrides_not_a_mapping_rejected() -> None:
-    scope = make_scope(state={"asgi_matomo": ["action_name", "x"]})
+IGNORED = (
+    'Ignored tracking parameters of scope["state"]["asgi_matomo"], the rest of the hit is sent'
+)
 
-    with pytest.raises(TypeError) as caught:
-        build_hit(scope, make_options(), status=200, duration_ms=1.0, started_at=STARTED_AT)
-    assert str(caught.value) == (
-        'scope["state"]["asgi_matomo"] must be a dict of tracking parameters, got list'
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        pytest.param(
+            {"asgi_matomo": ["action_name", "x"]},
+            'scope["state"]["asgi_matomo"] is not a dict but a list',
+            id="overrides-list",
+        ),
+        pytest.param(
+            {"asgi_matomo": "not a dict"},
+            'scope["state"]["asgi_matomo"] is not a dict but a str',
+            id="overrides-str",
+        ),
+        pytest.param(["asgi_matomo"], 'scope["state"] is not a dict but a list', id="state-list"),
+        pytest.param("state", 'scope["state"] is not a dict but a str', id="state-str"),
+    ],
+)
+def test_overrides_of_wrong_type_ignored(
+    state: object, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="asgi_matomo"):
+        hit = hit_of(make_scope(state=state))
+
+    assert hit["action_name"] == "/"
+    assert hit["idsite"] == 7
+    assert [record.getMessage() for record in caplog.records] == [f"{IGNORED}: {reason}"]
+    assert caplog.records[0].name == "asgi_matomo.hits"
+
+
+def test_overrides_in_mapping_state() -> None:
+    state = MappingProxyType({"asgi_matomo": MappingProxyType({"e_c": "Read-only"})})
+    hit = hit_of(make_scope(state=state))
+
+    assert hit["e_c"] == "Read-only"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        pytest.param({5: "x"}, "the parameter name 5 is not a str", id="int-name"),
+        pytest.param(
+            {("a", "b"): "x"}, "the parameter name ('a', 'b') is not a str", id="tuple-name"
+        ),
+        pytest.param(
+            {"e_v": object()},
+            "the value of 'e_v' is not usable: a value of type object is not supported; use "
+            "str, int, float, bool, bytes, dict, list or None",
+            id="object",
+        ),
+        pytest.param(
+            {"e_v": {1, 2}},
+            "the value of 'e_v' is not usable: a value of type set is not supported; use "
+            "str, int, float, bool, bytes, dict, list or None",
+            id="set",
+        ),
+        pytest.param(
+            {"e_v": float("nan")},
+            "the value of 'e_v' is not usable: NaN and infinities are not supported",
+            id="nan",
+        ),
+        pytest.param(
+            {"e_v": 10**5000},
+            "the value of 'e_v' is not usable: integers beyond 64 bits are not supported",
+            id="huge-int",
+        ),
+        pytest.param(
+            {"dimension1": {"a": object()}},
+            "the value of 'dimension1' is not usable: JSON cannot encode the value: Object of "
+            "type object is not JSON serializable",
+            id="json-unsupported-item",
+        ),
+        pytest.param(
+            {"ec_items": [["sku", "x" * 5000]]},
+            "the value of 'ec_items' is not usable: its JSON has 5,012 characters, more than "
+            "the limit of 4,096",
+            id="json-too-long",
+        ),
+        pytest.param(
+            {"pf_srv": "fast"},
+            "'pf_srv' must be a number of milliseconds, got a value of type str",
+            id="timing",
+        ),
+        *(
+            pytest.param(
+                {name: value},
+                f"{name!r} cannot be set per request, because idsite and rec come from the "
+                "middleware's arguments and the token from access_token",
+                id=f"protected-{name}-{value}",
+            )
+            for name, value in [
+                ("idsite", 2),
+                ("idsite", None),
+                ("rec", None),
+                ("token_auth", "t"),
+            ]
+        ),
+    ],
+)
+def test_unusable_override_ignored(
+    overrides: dict[object, object], reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    scope = make_scope(state={"asgi_matomo": {"e_c": "Kept", **overrides, "e_a": "Also kept"}})
+    with caplog.at_level(logging.WARNING, logger="asgi_matomo"):
+        hit = hit_of(scope, make_options(access_token="t0ken"))
+
+    assert hit["e_c"] == "Kept"
+    assert hit["e_a"] == "Also kept"
+    assert hit["idsite"] == 7
+    assert hit["rec"] == 1
+    assert "token_auth" not in hit
+    assert hit["pf_srv"] == 12
+    assert [record.getMessage() for record in caplog.records] == [f"{IGNORED}: {reason}"]
+
+
+def test_ignored_overrides_logged_at_bounded_rate(caplog: pytest.LogCaptureFixture) -> None:
+    options = make_options()
+    with caplog.at_level(logging.WARNING, logger="asgi_matomo"):
+        for _ in range(3):
+            hit_of(make_scope(state={"asgi_matomo": {"e_v": object()}}), options)
+
+    assert len(caplog.records) == 1
+
+
+OVERRIDE_TEXT_CASES = [
+    pytest.param("url", "https://x.example/" + "%C3%A9" * 400, 1023, id="url-cut-at-whole-escape"),
+    pytest.param("url", "https://x.example/ab" + "%C3%A9" * 400, 1022, id="url-cut-before-escape"),
+    pytest.param("urlref", "r" * 2000, 1024, id="urlref"),
+    pytest.param("action_name", "a" * 2000, 1024, id="action_name"),
+    pytest.param("ua", "u" * 2000, 500, id="ua"),
+    pytest.param("lang", "l" * 2000, 200, id="lang"),
+    pytest.param("e_n", "n" * 5000, 4096, id="other"),
+    pytest.param("dimension1", b"d" * 5000, 4096, id="bytes"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "length"), OVERRIDE_TEXT_CASES)
+def test_override_text_cut(name: str, value: object, length: int) -> None:
+    hit = hit_of(make_scope(state={"asgi_matomo": {name: value}}))
+
+    assert len(str(hit[name])) == length
+
+
+def test_overrides_bounded_in_total(caplog: pytest.LogCaptureFixture) -> None:
+    overrides = {f"dimension{number}": "x" * 4000 for number in range(1, 5)}
+    with caplog.at_level(logging.WARNING, logger="asgi_matomo"):
+        hit = hit_of(make_scope(state={"asgi_matomo": {**overrides, "e_c": "Small"}}))
+
+    assert hit["dimension1"] == "x" * 4000
+    assert hit["dimension2"] == "x" * 4000
+    assert "dimension3" not in hit
+    assert "dimension4" not in hit
+    assert hit["e_c"] == "Small"
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{IGNORED}: 'dimension3' would make the parameters added to the hit longer than "
+        "8,192 characters"
+    ]
+
+
+def test_overrides_share_bound_with_route_details() -> None:
+    options = make_options(route_details={"/": {"dimension1": "r" * 4000}})
+    overrides = {"dimension2": "o" * 4000, "dimension3": "p" * 4000}
+    hit = hit_of(make_scope(state={"asgi_matomo": overrides}), options)
+
+    assert hit["dimension1"] == "r" * 4000
+    assert hit["dimension2"] == "o" * 4000
+    assert "dimension3" not in hit
+
+
+def test_hit_never_exceeds_size_bound() -> None:
+    slots = 5
+    hostile = '\U0001f600\x01"' * 3000
+    headers = [
+        (b"host", b"example.com"),
+        (b"user-agent", hostile.encode()),
+        (b"accept-language", hostile.encode()),
+        (b"referer", hostile.encode()),
+    ]
+    variables = {hostile[:199] + str(number): hostile for number in range(slots)}
+    overrides: dict[str, object] = {"cvar": variables, "_cvar": variables, "uid": hostile}
+    overrides.update({f"dimension{number}": hostile for number in range(100)})
+    scope = make_scope(
+        path="/" + hostile, raw_path=None, headers=headers, state={"asgi_matomo": overrides}
     )
+    options = make_options(cvar_slots=slots, route_details={"/x": {"e_c": hostile}})
+    hit = hit_of(scope, options)
+    encoded = json.dumps(hit, separators=(",", ":"))
+
+    assert len(encoded.encode()) <= max_hit_bytes(slots)
 
 
 # --- visitor and user ids ----------------------------------------------------------

@@ -450,19 +450,38 @@ def http_scope(path: str = "/") -> Scope:
 
 
 def test_build_failure_logged_at_bounded_rate(caplog: pytest.LogCaptureFixture) -> None:
-    async def bad_state(scope: Scope, receive: Receive, send: Send) -> None:
-        scope["state"] = {"asgi_matomo": "not a dict"}
+    async def break_headers(scope: Scope, receive: Receive, send: Send) -> None:
+        # Not possible with a server that follows the ASGI spec.
         await hello_asgi(scope, receive, send)
+        scope["headers"] = None
 
-    app = wrap(bad_state)
+    app = wrap(break_headers)
     with caplog.at_level(logging.ERROR, logger="asgi_matomo"):
         statuses = [request(app, url="/x?secret=1").status_code for _ in range(3)]
 
     assert statuses == [200, 200, 200]
     assert sender_of(app).hits == []
     assert [record.getMessage() for record in caplog.records] == [
-        'Could not track GET /x: TypeError(\'scope["state"]["asgi_matomo"] must be a dict '
-        "of tracking parameters, got str')"
+        "Could not track GET /x: TypeError(\"'NoneType' object is not iterable\")"
+    ]
+    assert caplog.records[0].name == "asgi_matomo.middleware"
+
+
+def test_bad_overrides_keep_the_hit(caplog: pytest.LogCaptureFixture) -> None:
+    async def bad_state(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["state"] = {"asgi_matomo": "not a dict"}
+        await hello_asgi(scope, receive, send)
+
+    app = wrap(bad_state)
+    with caplog.at_level(logging.WARNING, logger="asgi_matomo"):
+        response = request(app, url="/x")
+
+    assert response.status_code == 200
+    [hit] = sender_of(app).hits
+    assert hit["url"] == "https://testserver/x"
+    assert [record.getMessage() for record in caplog.records] == [
+        'Ignored tracking parameters of scope["state"]["asgi_matomo"], the rest of the hit is '
+        'sent: scope["state"]["asgi_matomo"] is not a dict but a str'
     ]
 
 

@@ -257,6 +257,49 @@ ERROR_CASES = [
         "got {1, 2}",
         id="route_details-value-type",
     ),
+    pytest.param(
+        {"route_details": {"/foo": {"_cvar": {str(slot): ["n", "v"] for slot in range(1, 7)}}}},
+        ValueError,
+        "route_details['/foo']['_cvar'] has custom variables n beyond the 5 slots of "
+        "cvar_slots; raise cvar_slots after adding slots in Matomo",
+        id="route_details-cvar-beyond-slots",
+    ),
+    pytest.param(
+        {"route_details": {"/foo": {"_cvar": {"0": ["n", "v"]}}}},
+        ValueError,
+        "route_details['/foo']['_cvar'] contains invalid custom variables: slot '0' "
+        "(slot ids start at 1)",
+        id="route_details-cvar-slot-zero",
+    ),
+    pytest.param(
+        {"route_details": {"/foo": {"_cvar": "plan=pro"}}},
+        ValueError,
+        "route_details['/foo']['_cvar'] is not usable: a string must be the JSON of a dict of "
+        "custom variables, {name: value} or {slot: [name, value]}, or its JSON",
+        id="route_details-cvar-not-json",
+    ),
+    pytest.param(
+        {"route_details": {"/foo": {"ec_items": [["sku", {1, 2}]]}}},
+        ValueError,
+        "route_details['/foo']['ec_items'] is not usable: JSON cannot encode the value: "
+        "Object of type set is not JSON serializable",
+        id="route_details-json-unsupported-item",
+    ),
+    pytest.param(
+        {"route_details": {"/foo": {"ec_items": ["x" * 5000]}}},
+        ValueError,
+        "route_details['/foo']['ec_items'] is not usable: its JSON has 5,004 characters, "
+        "more than the limit of 4,096",
+        id="route_details-json-too-long",
+    ),
+    pytest.param(
+        {"route_details": {"/foo": {f"dimension{number}": "x" * 3000 for number in range(3)}}},
+        ValueError,
+        "route_details['/foo'] adds 9,030 characters of parameter names and values to a hit, "
+        "more than the 8,192 that route_details and the per-request parameters may add "
+        "together; shorten its values",
+        id="route_details-too-large",
+    ),
     # methods
     pytest.param(
         {"allowed_methods": ["GET", "GTE"]},
@@ -655,6 +698,16 @@ def test_route_details_converted_once() -> None:
         "_cvar": '{"1":["plan","pro"]}',
     }
     assert details.removed == ("urlref",)
+
+
+def test_route_details_values_cut_and_counted() -> None:
+    options = make_options(
+        route_details={"/foo": {"action_name": "a" * 2000, "e_n": "n" * 5000, "e_v": 3}}
+    )
+    details = options.route_details["/foo"]
+
+    assert details.parameters == {"action_name": "a" * 1024, "e_n": "n" * 4096, "e_v": 3}
+    assert details.budget_left == 8192 - (11 + 1024) - (3 + 4096) - (3 + 20)
 
 
 def test_route_details_copied_from_argument() -> None:

@@ -11,7 +11,9 @@ The parameters come in three layers, each overriding the one before:
 3. the per-request overrides the application stores in
    ``scope["state"]["asgi_matomo"]``, read after the application returned.
 
-A value of None in layer 2 or 3 removes that parameter from the hit.
+A value of None in layer 2 or 3 removes that parameter from the hit. A value
+in layer 3 that cannot be used is logged and left out, and the rest of the
+hit is sent.
 
 ``url`` keeps the percent-escapes the client sent (``/caf%C3%A9``), as a
 browser's address bar would report it. ``action_name`` defaults to the decoded
@@ -28,12 +30,14 @@ from collections.abc import Mapping
 from random import getrandbits
 
 from . import cvars, urls
-from .options import Options
+from .options import PROTECTED_PARAMETERS, Options
 from .params import (
     MAX_ACTION_NAME_LENGTH,
+    MAX_ADDED_CHARACTERS,
     MAX_LANGUAGE_LENGTH,
     MAX_USER_AGENT_LENGTH,
     PERFORMANCE_PARAMETERS,
+    added_characters,
     measured_milliseconds,
     to_milliseconds,
     to_parameter,
@@ -77,7 +81,9 @@ def build_hit(
     from before the application ran, because routers change the scope. Each
     one that is None is computed from the scope.
 
-    Raises TypeError when the per-request overrides are not a mapping.
+    Per-request overrides that cannot be used are logged and left out, so
+    they never cost the hit. Raises KeyError or TypeError only for a scope
+    that lacks the keys or types the ASGI spec requires.
     """
     if path is None:
         path = scope["path"]
@@ -91,7 +97,7 @@ def build_hit(
     else:
         signalled = False
 
-    # One pass over the headers finds the values and tells which features
+    # One pass over the headers finds the values and notes which features
     # have work to do: most requests carry no forwarding header or cookie.
     # Browsers and HTTP clients send non-ASCII user agents and referrers as
     # UTF-8, so that is tried before latin-1, which ASGI servers assume and
@@ -153,6 +159,7 @@ def build_hit(
     if has_cookie or options.visitor_id is not None or options.user_id is not None:
         _add_ids(hit, scope, headers, options, has_cookie=has_cookie)
 
+    details = None
     if options.route_details:
         if route is None:
             route = urls.route_path(path, root_path)
@@ -163,12 +170,14 @@ def build_hit(
                 hit.pop(name, None)
 
     method: str = scope["method"]
+    # Set before the overrides, which may replace or remove it.
+    hit["cvar"] = cvars.default_cvar(status, method, options.cvar_slots)
     state = scope.get("state")
-    overrides = _read_overrides(state) if state else None
-    if overrides:
-        apply_overrides(hit, overrides, options, status=status, method=method)
-    if "cvar" not in hit and (overrides is None or "cvar" not in overrides):
-        hit["cvar"] = cvars.default_cvar(status, method, options.cvar_slots)
+    if state:
+        overrides = _read_overrides(state, options)
+        if overrides:
+            budget = MAX_ADDED_CHARACTERS if details is None else details.budget_left
+            apply_overrides(hit, overrides, options, status=status, method=method, budget=budget)
     if signalled:
         # privacy_signals="strip": the visit is counted but not tied to a person.
         strip_identifying_parameters(hit)
@@ -242,49 +251,96 @@ def _log_id_error(options: Options, kind: str, result: IdResult) -> None:
     options.hit_log.log(logging.WARNING, kind, "No %s sent: %s%s", kind, result.error, details)
 
 
-def _read_overrides(state: Mapping[str, object]) -> Mapping[str, object] | None:
-    overrides = state.get(STATE_KEY)
-    if overrides is None:
+def _read_overrides(state: object, options: Options) -> Mapping[object, object] | None:
+    """Return the application's per-request parameters, or None when there are none.
+
+    A state or a parameter dict of the wrong type is logged and ignored.
+    """
+    if type(state) is not dict and not isinstance(state, Mapping):
+        _log_ignored(options, "state", 'scope["state"] is not a dict but a %s', type(state))
         return None
+    overrides = state.get(STATE_KEY)
+    if overrides is None or type(overrides) is dict:
+        return overrides
     if not isinstance(overrides, Mapping):
-        raise TypeError(
-            f'scope["state"]["{STATE_KEY}"] must be a dict of tracking parameters, '
-            f"got {type(overrides).__name__}"
-        )
+        _log_ignored(options, "overrides", f"{_OVERRIDES} is not a dict but a %s", type(overrides))
+        return None
     return overrides
 
 
 def apply_overrides(
     hit: Hit,
-    overrides: Mapping[str, object],
+    overrides: Mapping[object, object],
     options: Options,
     *,
     status: int,
     method: str,
+    budget: int = MAX_ADDED_CHARACTERS,
 ) -> None:
     """Write the application's per-request parameters into ``hit``.
 
-    None removes a parameter. ``cvar`` and ``_cvar`` given as ``{name: value}``
-    become Matomo's indexed form, and ``cvar`` gets the request's status and
-    method in the slots left. Performance timings become integer milliseconds,
-    and an invalid timing is ignored so that the measured ``pf_srv`` stays.
-    Other dicts and lists are sent as JSON strings (``ec_items``, ``uadata``).
+    None removes a parameter. ``cvar`` and ``_cvar`` become Matomo's indexed
+    form, and ``cvar`` given as ``{name: value}`` gets the request's status
+    and method in the slots left. Performance timings become integer
+    milliseconds. Other values become str or int as
+    :func:`asgi_matomo.params.to_parameter` converts them, so dicts and lists
+    are sent as JSON strings (``ec_items``, ``uadata``).
+
+    A parameter that cannot be used is left out and logged, and the rest of
+    the hit is kept. That is a name that is not a str, ``idsite``, ``rec`` or
+    ``token_auth``, a value of an unsupported type or an invalid timing. It is
+    also a parameter that would take the characters added to the hit beyond
+    ``budget`` (see ``MAX_ADDED_CHARACTERS``).
     """
     for name, value in overrides.items():
+        if type(name) is not str:
+            _log_ignored(options, "name", "the parameter name %s is not a str", _shorten(name))
+            continue
+        if name in PROTECTED_PARAMETERS:
+            _log_ignored(
+                options,
+                "protected",
+                "%r cannot be set per request, because idsite and rec come from the "
+                "middleware's arguments and the token from access_token",
+                name,
+            )
+            continue
         if value is None:
             hit.pop(name, None)
         elif name == "cvar" or name == "_cvar":
-            encoded = _encode_cvar(
-                name, value, options, status=status if name == "cvar" else None, method=method
-            )
+            encoded = _encode_cvar(name, value, options, status=status, method=method)
             if encoded is not None:
                 hit[name] = encoded
         elif name in PERFORMANCE_PARAMETERS:
             milliseconds = to_milliseconds(value)
-            if milliseconds is not None:
+            if milliseconds is None:
+                _log_ignored(
+                    options,
+                    "value",
+                    "%r must be a number of milliseconds, got a value of type %s",
+                    name,
+                    type(value).__name__,
+                )
+            else:
                 hit[name] = milliseconds
         else:
-            hit[name] = to_parameter(name, value)
+            try:
+                converted = to_parameter(name, value)
+            except (TypeError, ValueError) as exc:
+                _log_ignored(options, "value", "the value of %r is not usable: %s", name, exc)
+                continue
+            cost = added_characters(name, converted)
+            if cost > budget:
+                _log_ignored(
+                    options,
+                    "size",
+                    f"%s would make the parameters added to the hit longer than "
+                    f"{MAX_ADDED_CHARACTERS:,} characters",
+                    _shorten(name),
+                )
+                continue
+            budget -= cost
+            hit[name] = converted
 
 
 def _encode_cvar(
@@ -292,32 +348,59 @@ def _encode_cvar(
     value: object,
     options: Options,
     *,
-    status: int | None,
+    status: int,
     method: str,
 ) -> str | None:
-    if isinstance(value, str):
-        # Already JSON, written by the application itself.
-        return value
-    if not isinstance(value, Mapping):
-        raise TypeError(
-            f"{name} must be a dict of custom variables or a JSON string, "
-            f"got {type(value).__name__}"
+    """Return ``cvar`` or ``_cvar`` in Matomo's indexed form, or None to keep the hit's value.
+
+    Only page-scope ``cvar`` gets the request's status and method.
+    """
+    page_scope = name == "cvar"
+    try:
+        variables = cvars.encode(
+            value,
+            options.cvar_slots,
+            status=status if page_scope else None,
+            method=method if page_scope else None,
         )
-    if cvars.is_indexed(value):
-        return cvars.encode_indexed(value)
-    encoded, dropped = cvars.encode_named(
-        value,
-        options.cvar_slots,
-        status=status,
-        method=method if status is not None else None,
-    )
-    if dropped and "cvar_slots" not in options.logged_notices:
+    except (TypeError, ValueError) as exc:
+        _log_ignored(options, "cvar", "%s is not usable: %s", name, exc)
+        return None
+    if variables.invalid:
+        _log_ignored(
+            options,
+            "cvar-entry",
+            "invalid custom variables in %s: %s",
+            name,
+            "; ".join(variables.invalid),
+        )
+    if variables.dropped and "cvar_slots" not in options.logged_notices:
         options.logged_notices.add("cvar_slots")
         logger.warning(
             "Custom variables %s did not fit into the %d slots of cvar_slots and were not "
             "sent. The application's own variables take the first slots. Raise cvar_slots "
             "after adding slots in Matomo. This message is logged once.",
-            ", ".join(dropped),
+            ", ".join(variables.dropped),
             options.cvar_slots,
         )
-    return encoded
+    return variables.encoded
+
+
+_OVERRIDES = f'scope["state"]["{STATE_KEY}"]'
+
+
+def _log_ignored(options: Options, kind: str, reason: str, *args: object) -> None:
+    """Log, at a limited rate, that some of the per-request parameters were ignored."""
+    args = tuple(arg.__name__ if isinstance(arg, type) else arg for arg in args)
+    options.hit_log.log(
+        logging.WARNING,
+        f"override-{kind}",
+        f"Ignored tracking parameters of {_OVERRIDES}, the rest of the hit is sent: {reason}",
+        *args,
+    )
+
+
+def _shorten(value: object) -> str:
+    """Return the repr of a parameter name for a log line, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."

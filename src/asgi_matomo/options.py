@@ -18,7 +18,13 @@ import httpx
 
 from . import cvars
 from .logs import ThrottledLog
-from .params import PERFORMANCE_PARAMETERS, to_milliseconds, to_parameter
+from .params import (
+    MAX_ADDED_CHARACTERS,
+    PERFORMANCE_PARAMETERS,
+    added_characters,
+    to_milliseconds,
+    to_parameter,
+)
 from .privacy import (
     PrivacySignalMode,
     QueryRedactor,
@@ -80,6 +86,8 @@ class RouteDetails:
 
     parameters: Hit
     removed: tuple[str, ...]
+    # What is left of MAX_ADDED_CHARACTERS for the per-request overrides.
+    budget_left: int = MAX_ADDED_CHARACTERS
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -581,11 +589,44 @@ def _parse_route_parameters(
             )
         elif isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{where}[{name!r}] must be a finite number, got {value!r}")
-        elif name == "_cvar" and isinstance(value, Mapping) and not cvars.is_indexed(value):
-            values[name], _ = cvars.encode_named(value, slots)
+        elif name == "_cvar":
+            encoded = _parse_route_cvar(f"{where}['_cvar']", value, slots)
+            if encoded is not None:
+                values[name] = encoded
         else:
-            values[name] = to_parameter(name, value)
-    return RouteDetails(parameters=values, removed=tuple(removed))
+            try:
+                values[name] = to_parameter(name, value)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{where}[{name!r}] is not usable: {exc}") from None
+
+    # _cvar is bounded by cvar_slots instead.
+    added = sum(added_characters(name, value) for name, value in values.items() if name != "_cvar")
+    if added > MAX_ADDED_CHARACTERS:
+        raise ValueError(
+            f"{where} adds {added:,} characters of parameter names and values to a hit, "
+            f"more than the {MAX_ADDED_CHARACTERS:,} that route_details and the per-request "
+            f"parameters may add together; shorten its values"
+        )
+    return RouteDetails(
+        parameters=values, removed=tuple(removed), budget_left=MAX_ADDED_CHARACTERS - added
+    )
+
+
+def _parse_route_cvar(where: str, value: object, slots: int) -> str | None:
+    try:
+        variables = cvars.encode(value, slots)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where} is not usable: {exc}") from None
+    if variables.invalid:
+        raise ValueError(
+            f"{where} contains invalid custom variables: {'; '.join(variables.invalid)}"
+        )
+    if variables.dropped:
+        raise ValueError(
+            f"{where} has custom variables {', '.join(variables.dropped)} beyond the "
+            f"{slots} slots of cvar_slots; raise cvar_slots after adding slots in Matomo"
+        )
+    return variables.encoded
 
 
 def _parse_id_function(value: object, argument: str) -> IdCallable | None:
