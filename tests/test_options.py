@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from asgi_matomo.options import Options, parse_options
+from asgi_matomo.params import max_hit_bytes
 from asgi_matomo.stats import DeliveryStats
 
 MATOMO_URL = "https://matomo.example/matomo.php"
@@ -405,6 +406,21 @@ ERROR_CASES = [
         "log_interval must be a number of seconds of at least 0, got nan",
         id="log_interval",
     ),
+    # queue size
+    pytest.param(
+        {"queue_max_bytes": 1000},
+        ValueError,
+        "queue_max_bytes must be at least 246,924 bytes, the largest JSON size of one hit "
+        "with cvar_slots=5, so that the queue can hold any hit; got 1000",
+        id="queue_max_bytes-below-one-hit",
+    ),
+    pytest.param(
+        {"queue_max_bytes": 300_000, "cvar_slots": 20},
+        ValueError,
+        "queue_max_bytes must be at least 392,844 bytes, the largest JSON size of one hit "
+        "with cvar_slots=20, so that the queue can hold any hit; got 300000",
+        id="queue_max_bytes-below-one-hit-with-more-slots",
+    ),
     # numbers too large for a float
     pytest.param(
         {"http_timeout": 10**400},
@@ -708,6 +724,12 @@ def test_route_details_values_cut_and_counted() -> None:
 
     assert details.parameters == {"action_name": "a" * 1024, "e_n": "n" * 4096, "e_v": 3}
     assert details.budget_left == 8192 - (11 + 1024) - (3 + 4096) - (3 + 20)
+
+
+def test_queue_max_bytes_of_one_hit_accepted() -> None:
+    minimum = max_hit_bytes(5)
+
+    assert make_options(queue_max_bytes=minimum).queue_max_bytes == minimum
 
 
 def test_route_details_copied_from_argument() -> None:

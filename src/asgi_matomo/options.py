@@ -22,6 +22,7 @@ from .params import (
     MAX_ADDED_CHARACTERS,
     PERFORMANCE_PARAMETERS,
     added_characters,
+    max_hit_bytes,
     to_milliseconds,
     to_parameter,
 )
@@ -264,6 +265,7 @@ def parse_options(
     paths = _parse_exclude_paths(exclude_paths)
     patterns = _parse_exclude_patterns(exclude_patterns)
     slots = _parse_int("cvar_slots", cvar_slots, minimum=1)
+    queue_bytes = _parse_queue_max_bytes(queue_max_bytes, slots)
     details = _parse_route_details(route_details, slots)
     allowed, ignored = _parse_methods(allowed_methods, ignored_methods)
 
@@ -293,7 +295,7 @@ def parse_options(
         cvar_slots=slots,
         connect_timeout=_parse_seconds("connect_timeout", connect_timeout),
         queue_max_hits=_parse_int("queue_max_hits", queue_max_hits, minimum=1),
-        queue_max_bytes=_parse_int("queue_max_bytes", queue_max_bytes, minimum=1),
+        queue_max_bytes=queue_bytes,
         batch_max_hits=_parse_int("batch_max_hits", batch_max_hits, minimum=1),
         batch_max_bytes=_parse_int("batch_max_bytes", batch_max_bytes, minimum=1),
         batch_max_age=_parse_seconds("batch_max_age", batch_max_age),
@@ -379,6 +381,19 @@ def _parse_access_token(value: object) -> str | None:
             f"access_token must be Matomo's token_auth or None to send no token, got {value!r}"
         )
     return value
+
+
+def _parse_queue_max_bytes(value: object, slots: int) -> int:
+    queue_bytes = _parse_int("queue_max_bytes", value, minimum=1)
+    # With a smaller cap, the queue could not take one hit of the largest size.
+    minimum = max_hit_bytes(slots)
+    if queue_bytes < minimum:
+        raise ValueError(
+            f"queue_max_bytes must be at least {minimum:,} bytes, the largest JSON size of "
+            f"one hit with cvar_slots={slots}, so that the queue can hold any hit; "
+            f"got {value!r}"
+        )
+    return queue_bytes
 
 
 def _parse_bool(name: str, value: object) -> bool:
