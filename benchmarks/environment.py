@@ -37,6 +37,7 @@ REPORTED_PACKAGES = (
     "uvicorn",
     "uvloop",
     "httptools",
+    "h11",
     "starlette",
     "httpx",
     "httpcore",

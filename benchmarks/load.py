@@ -36,6 +36,14 @@ VARIANT_NAMES = {
     "new": "asgi-matomo (this checkout)",
 }
 VARIANT_VENVS: dict[str, Venv] = {"bare": VENV_NEW, "old": VENV_OLD, "new": VENV_NEW}
+# uvicorn's event loop and HTTP parser. `pip install uvicorn` gives asyncio and
+# h11; `pip install uvicorn[standard]` adds uvloop and httptools, which uvicorn
+# then picks by default.
+STACKS: dict[str, tuple[str, str]] = {
+    "uvloop-httptools": ("uvloop", "httptools"),
+    "asyncio-h11": ("asyncio", "h11"),
+}
+STACK_NAMES = {"uvloop-httptools": "uvloop + httptools", "asyncio-h11": "asyncio + h11"}
 
 STARTUP_TIMEOUT = 20.0  # seconds for a uvicorn process to respond to its first request
 STARTUP_ATTEMPTS = 3
@@ -213,6 +221,13 @@ def _read_proc(pid: int, usage: ProcessUsage) -> None:
             usage.cpu_seconds = ticks / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the user plus system CPU time that process pid has used so far."""
+    usage = ProcessUsage()
+    _read_proc(pid, usage)
+    return usage.cpu_seconds
+
+
 def kill_group(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
@@ -328,7 +343,11 @@ def run_once(scenario: str, variant: str, settings: LoadSettings, run_dir: Path)
         try:
             if settings.warmup > 0:
                 run_wrk(app_url, settings.warmup, settings, run_dir / "wrk-warmup.txt")
+            # CPU time of the measured load only: start-up (imports) and the
+            # final flush would add a per-process constant to every request.
+            cpu_before = cpu_seconds(app.pid)
             result["wrk"] = run_wrk(app_url, settings.duration, settings, run_dir / "wrk.txt")
+            result["load_cpu_seconds"] = cpu_seconds(app.pid) - cpu_before
             usage = stop_gracefully(app, settings.shutdown_limit)
         finally:
             if app.poll() is None:
@@ -343,5 +362,5 @@ def run_once(scenario: str, variant: str, settings: LoadSettings, run_dir: Path)
     return result
 
 
-def run_dir_for(round_number: int, scenario: str, variant: str) -> Path:
-    return WORK_DIR / "runs" / f"round{round_number}-{scenario}-{variant}"
+def run_dir_for(round_number: int, scenario: str, variant: str, stack: str) -> Path:
+    return WORK_DIR / "runs" / f"round{round_number}-{stack}-{scenario}-{variant}"

@@ -3,15 +3,17 @@
 Usage: python3 benchmarks/run.py [options]   (see --help and benchmarks/README.md)
 
 Sets up benchmarks/.work/ (two virtual environments and wrk), runs the
-micro-benchmarks, then the load runs in alternating order (for every round and
-scenario: bare, old, new), saves every raw figure to benchmarks/.work/results.json
-and writes docs/benchmarks.md from it. All traffic stays on 127.0.0.1.
+micro-benchmarks, then the load runs in alternating order (for every round,
+server stack and scenario: bare, old, new), saves every raw figure to
+benchmarks/.work/results.json and writes docs/benchmarks.md from it. All traffic
+stays on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import json
 import shlex
@@ -48,7 +50,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         prog="python3 benchmarks/run.py",
         description="Benchmark the bare app, asgi-matomo 0.8.0 and this checkout on 127.0.0.1.",
     )
-    parser.add_argument("--rounds", type=int, default=5, help="load runs per scenario and variant")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="load runs per stack, scenario and variant"
+    )
     parser.add_argument(
         "--duration", type=float, default=10.0, help="seconds of measured load per run"
     )
@@ -57,10 +61,11 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
     parser.add_argument(
-        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="uvicorn's event loop"
-    )
-    parser.add_argument(
-        "--http", choices=("httptools", "h11"), default="httptools", help="uvicorn's HTTP parser"
+        "--stacks",
+        type=_csv(tuple(load.STACKS)),
+        default=list(load.STACKS),
+        help="comma-separated uvicorn stacks: uvloop-httptools (uvicorn[standard]), "
+        "asyncio-h11 (plain uvicorn)",
     )
 
     parser.add_argument(
@@ -192,31 +197,36 @@ def run_micro(settings: load.LoadSettings, variants: list[str], repeats: int) ->
 def run_load(
     settings: load.LoadSettings,
     rounds: int,
+    stacks: list[str],
     scenarios: list[str],
     variants: list[str],
     results: dict[str, Any],
     results_path: Path,
 ) -> None:
-    """Run every round, scenario and variant in alternating order, saving after each run."""
+    """Run every round, stack, scenario and variant in alternating order, saving after each run."""
     runs: list[dict[str, Any]] = results.setdefault("load", [])
-    total = rounds * len(scenarios) * len(variants)
+    total = rounds * len(stacks) * len(scenarios) * len(variants)
     for round_number in range(1, rounds + 1):
-        for scenario in scenarios:
-            for variant in variants:
-                run_dir = load.run_dir_for(round_number, scenario, variant)
-                run = load.run_once(scenario, variant, settings, run_dir)
-                run["round"] = round_number
-                runs.append(run)
-                save_results(results, results_path)
-                wrk = run["wrk"]
-                print(
-                    f"[{len(runs)}/{total}] round {round_number} {scenario:7} {variant:4} "
-                    f"{wrk['requests_per_second']:9.0f} req/s  "
-                    f"p50 {wrk['latency_p50_us'] / 1000:7.2f} ms  "
-                    f"p99 {wrk['latency_p99_us'] / 1000:8.2f} ms  "
-                    f"log lines {run['log_lines']}",
-                    flush=True,
-                )
+        for stack in stacks:
+            loop, http = load.STACKS[stack]
+            stack_settings = dataclasses.replace(settings, loop=loop, http=http)
+            for scenario in scenarios:
+                for variant in variants:
+                    run_dir = load.run_dir_for(round_number, scenario, variant, stack)
+                    run = load.run_once(scenario, variant, stack_settings, run_dir)
+                    run["round"] = round_number
+                    run["stack"] = stack
+                    runs.append(run)
+                    save_results(results, results_path)
+                    wrk = run["wrk"]
+                    print(
+                        f"[{len(runs)}/{total}] round {round_number} {stack:16} {scenario:7} "
+                        f"{variant:4} {wrk['requests_per_second']:9.0f} req/s  "
+                        f"p50 {wrk['latency_p50_us'] / 1000:7.2f} ms  "
+                        f"p99 {wrk['latency_p99_us'] / 1000:8.2f} ms  "
+                        f"log lines {run['log_lines']}",
+                        flush=True,
+                    )
 
 
 def save_results(results: dict[str, Any], path: Path) -> None:
@@ -240,8 +250,6 @@ def main(argv: list[str]) -> int:
         duration=arguments.duration,
         warmup=arguments.warmup,
         connections=arguments.connections,
-        loop=arguments.loop,
-        http=arguments.http,
         pin_cpus=not arguments.no_pin,
         middleware_options=arguments.middleware_options,
     )
@@ -249,7 +257,12 @@ def main(argv: list[str]) -> int:
         "command": shlex.join(["python3", "benchmarks/run.py", *argv]),
         "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "settings": {
-            **settings.__dict__,
+            **{
+                key: value
+                for key, value in settings.__dict__.items()
+                if key not in ("loop", "http")
+            },
+            "stacks": arguments.stacks,
             "rounds": arguments.rounds,
             "scenarios": arguments.scenarios,
             "variants": arguments.variants,
@@ -269,6 +282,7 @@ def main(argv: list[str]) -> int:
         run_load(
             settings,
             arguments.rounds,
+            arguments.stacks,
             arguments.scenarios,
             arguments.variants,
             results,
