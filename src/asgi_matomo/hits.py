@@ -198,10 +198,14 @@ def _request_url(
     else the server's address.
     """
     seen_scheme: str = forwarded.scheme or scope.get("scheme", "http")
-    if seen_scheme not in urls.SCHEMES:
-        # A server that reports another scheme for an HTTP request.
-        seen_scheme = "http"
-    scheme = "https" if options.assume_https else seen_scheme
+    if options.assume_https:
+        scheme = "https"
+    elif seen_scheme == "http" or seen_scheme == "https":
+        scheme = seen_scheme
+    else:
+        # A server that reports another scheme for an HTTP request. Another
+        # seen_scheme has no default port, so it strips none.
+        scheme = "http"
     host = forwarded.host
     if host is None and host_header is not None:
         host = urls.request_host(host_header)

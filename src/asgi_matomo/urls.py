@@ -26,7 +26,7 @@ _RAW_PATH_SAFE = "/!$&'()*+,;=:@~%"
 _RAW_QUERY_SAFE = "/!$&'()*+,;=:@~%?"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-SCHEMES = frozenset(_DEFAULT_PORTS)
+_HASH = ord("#")
 
 # A path parameter behind an escaped ";", such as "%3Bjsessionid%3DABC". The
 # name runs to the first "=" or "%3D", and the value to the next "/", ";" or
@@ -35,10 +35,6 @@ _ENCODED_PATH_PARAMETER = re.compile(
     r"(?P<start>%3[Bb])(?P<name>(?:[^/;=%]|%(?!3[BbDd]))*)(?P<equals>=|%3[Dd])"
     r"(?P<value>(?:[^/;%]|%(?!3[Bb]))*)"
 )
-
-# The Host header repeats on every request, so its check is cached. The cache
-# is bounded, so a client that sends random hosts only costs the check itself.
-_checked_host = functools.lru_cache(maxsize=256)(valid_host)
 
 
 def origin_path(target: str) -> str:
@@ -64,7 +60,7 @@ def route_path(path: str, root_path: str) -> str:
     ``root_path`` at the start of ``scope["path"]``, while older servers leave
     it out. Both forms give the same result.
     """
-    if not path.startswith("/"):
+    if path[:1] != "/":
         path = origin_path(path)
     if not root_path or not path.startswith(root_path):
         return path
@@ -78,7 +74,7 @@ def route_path(path: str, root_path: str) -> str:
 
 def full_path(path: str, root_path: str) -> str:
     """Return the decoded path as the client sees it, with ``root_path`` in front."""
-    if not path.startswith("/"):
+    if path[:1] != "/":
         path = origin_path(path)
     if not root_path or path.startswith(root_path):
         return path
@@ -96,14 +92,16 @@ def encoded_path(raw_path: object, path: str, root_path: str) -> str:
         # The ASGI spec leaves the query out of raw_path. Cutting at "?" keeps a
         # server that includes it anyway from doubling the query in the URL.
         raw_path = raw_path.partition(b"?")[0]
-        if not raw_path.startswith(b"/"):
+        # Slicing and int membership instead of startswith() and b"#" in,
+        # which cost two to ten times as much on short bytes.
+        if raw_path[:1] != b"/":
             raw_path = origin_path(raw_path.decode("latin-1")).encode("latin-1")
         if root_path:
             root_bytes = quote(root_path, safe=_PATH_SAFE).encode("ascii")
             if not (raw_path == root_bytes or raw_path.startswith(root_bytes + b"/")):
                 raw_path = root_bytes + raw_path
         if raw_path.isascii():
-            if b"#" in raw_path:
+            if _HASH in raw_path:
                 raw_path = raw_path.replace(b"#", b"%23")
             return raw_path.decode("ascii")
         return quote_from_bytes(raw_path, safe=_RAW_PATH_SAFE)
@@ -138,15 +136,14 @@ def decode_query(query_string: bytes) -> str:
     return quote_from_bytes(query_string, safe=_RAW_QUERY_SAFE)
 
 
-def request_host(host_header: str) -> str | None:
-    """Return the Host header in lower case, or None when it is not a valid host.
-
-    A valid host is a DNS name, an IPv4 address or a bracketed IPv6 address,
-    with an optional port from 1 to 65535: the check that forwarded hosts get
-    too. Anything that could change the structure of the tracked URL, such as
-    "/", "?", "#", "@" or a space, is rejected.
-    """
-    return _checked_host(host_header)
+# Return the Host header in lower case, or None when it is not a valid host:
+# a DNS name, an IPv4 address or a bracketed IPv6 address, with an optional
+# port from 1 to 65535, the check that forwarded hosts get too. Anything that
+# could change the structure of the tracked URL, such as "/", "?", "#", "@" or
+# a space, is rejected. The Host header repeats on every request, so the check
+# is cached. The cache is bounded, so a client that sends random hosts costs
+# only the check itself.
+request_host = functools.lru_cache(maxsize=256)(valid_host)
 
 
 def server_authority(server: object, scheme: str, seen_scheme: str) -> str:
