@@ -136,9 +136,9 @@ def decode_query(query_string: bytes) -> str:
     return quote_from_bytes(query_string, safe=_RAW_QUERY_SAFE)
 
 
-# Return the Host header in lower case, or None when it is not a valid host:
-# a DNS name, an IPv4 address or a bracketed IPv6 address, with an optional
-# port from 1 to 65535, the check that forwarded hosts get too. Anything that
+# Return the Host header in lower case, or None when it is not a valid host.
+# A valid host is a DNS name, an IPv4 address or a bracketed IPv6 address,
+# with an optional port from 1 to 65535, as for forwarded hosts. Anything that
 # could change the structure of the tracked URL, such as "/", "?", "#", "@" or
 # a space, is rejected. The Host header repeats on every request, so the check
 # is cached. The cache is bounded, so a client that sends random hosts costs
