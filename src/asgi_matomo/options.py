@@ -64,13 +64,14 @@ PROTECTED_PARAMETERS = frozenset(("idsite", "rec", "token_auth"))
 DEFAULT_CONNECT_TIMEOUT = 2.0
 DEFAULT_QUEUE_MAX_HITS = 10_000
 DEFAULT_QUEUE_MAX_BYTES = 16_000_000
-# 500 rather than 1,000: one httpx POST costs the app about 350 us of CPU, so
-# 0.7 us per hit at 500 and 0.35 us at 1,000 (httpx 0.29, Python 3.11, 2-core
-# AMD EPYC VM), and under wrk load 1,000 saved only about 0.6 of 43 us per
-# request. Matomo spends about 3 ms per hit of a bulk request in one
-# transaction, so 1,000 hits would take about 3 s, near the 5 s http_timeout
-# after which a batch that Matomo stored is sent and stored again. Hits of
-# about 460 bytes reach DEFAULT_BATCH_MAX_BYTES only at about 2,000 per batch.
+# 500 rather than 1,000 hits per batch. One httpx POST costs the app about
+# 350 us of CPU (httpx 0.29, Python 3.11, 2-core AMD EPYC VM): 0.7 us per hit
+# at 500 and 0.35 us at 1,000. Under wrk load, 1,000 saved only about 0.6 of
+# 43 us per request. Matomo spends about 3 ms per hit of a bulk request in one
+# transaction, so 1,000 hits would take about 3 s. That is near the 5 s
+# http_timeout, after which a batch that Matomo stored is sent and stored
+# again. Hits of about 460 bytes fill DEFAULT_BATCH_MAX_BYTES only at about
+# 2,000 per batch.
 DEFAULT_BATCH_MAX_HITS = 500
 DEFAULT_BATCH_MAX_BYTES = 1_000_000
 DEFAULT_BATCH_MAX_AGE = 1.0
