@@ -1,4 +1,4 @@
-"""HitQueue: FIFO order, the hit cap, the estimated byte cap and hits in flight."""
+"""HitQueue: FIFO order, the hit cap, the exact byte cap and entries in flight."""
 
 from __future__ import annotations
 
@@ -6,103 +6,111 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asgi_matomo.hitqueue import INITIAL_HIT_BYTES, HitQueue
-from asgi_matomo.types import Hit
+from asgi_matomo.hitqueue import HitQueue
 
 
-def hit(number: int) -> Hit:
-    return {"idsite": 1, "rec": 1, "url": f"https://app.example/{number}"}
+def entry(number: int, size: int = 10) -> bytes:
+    """Return an encoded hit of exactly `size` bytes that carries `number`."""
+    text = f'{{"n":{number}}}'.encode()
+    assert len(text) <= size
+    return text[:-1] + b" " * (size - len(text)) + b"}"
 
 
-def test_take_returns_hits_in_arrival_order() -> None:
+def number_of(item: bytes) -> int:
+    return int(item.split(b":")[1].rstrip(b" }"))
+
+
+def test_take_returns_entries_in_arrival_order() -> None:
     queue = HitQueue(10, 10**6)
     for number in range(5):
-        assert queue.offer(hit(number))
-    assert queue.take(3) == [hit(0), hit(1), hit(2)]
-    assert queue.take(10) == [hit(3), hit(4)]
-    assert queue.take(1) == []
+        assert queue.offer(entry(number))
+    assert queue.take(3, 10**6) == [entry(0), entry(1), entry(2)]
+    assert queue.take(10, 10**6) == [entry(3), entry(4)]
+    assert queue.take(1, 10**6) == []
 
 
 def test_offer_rejects_at_hit_cap() -> None:
     queue = HitQueue(3, 10**6)
-    assert [queue.offer(hit(number)) for number in range(5)] == [True, True, True, False, False]
-    assert list(queue) == [hit(0), hit(1), hit(2)]
+    assert [queue.offer(entry(number)) for number in range(5)] == [True, True, True, False, False]
+    assert list(queue) == [entry(0), entry(1), entry(2)]
 
 
-def test_byte_cap_uses_estimate() -> None:
-    queue = HitQueue(100, 10_000, hit_bytes=1000)
-    assert queue.limit == 10
-    accepted = sum(queue.offer(hit(number)) for number in range(20))
-    assert accepted == 10
-    assert queue.capacity == 10
-    assert queue.estimated_bytes == 10_000
-    queue.take(4)
-    assert queue.estimated_bytes == 10_000  # hits in flight still count
+def test_byte_cap_is_exact() -> None:
+    queue = HitQueue(100, 1000)
+    assert [queue.offer(entry(number, 300)) for number in range(4)] == [True, True, True, False]
+    assert queue.total_bytes == 900
+    assert queue.offer(entry(9, 100))
+    assert queue.total_bytes == 1000
+    assert not queue.offer(b"1")
 
 
-def test_default_estimate_until_measured() -> None:
-    queue = HitQueue(100_000, 1_024_000)
-    assert queue.hit_bytes == INITIAL_HIT_BYTES
-    assert queue.limit == 1000
+def test_entry_larger_than_cap_never_fits() -> None:
+    queue = HitQueue(100, 1000)
+    assert not queue.offer(entry(0, 1001))
+    assert len(queue) == 0
+    assert queue.total_bytes == 0
+    assert queue.offer(entry(1, 1000))
 
 
-def test_record_encoded_moves_estimate() -> None:
-    queue = HitQueue(10_000, 1_000_000, hit_bytes=1000)
-    queue.record_encoded(hit_count=10, encoded_bytes=2000)  # 200 bytes per hit
-    assert queue.hit_bytes == 800  # 0.75 * 1000 + 0.25 * 200
-    assert queue.limit == 1250
-    for _ in range(60):
-        queue.record_encoded(hit_count=10, encoded_bytes=2000)
-    assert queue.hit_bytes == pytest.approx(200, rel=1e-3)
-    assert queue.limit in (4999, 5000)
-
-
-def test_record_encoded_ignores_empty_batch() -> None:
-    queue = HitQueue(10, 10**6, hit_bytes=500)
-    queue.record_encoded(hit_count=0, encoded_bytes=100)
-    assert queue.hit_bytes == 500
-
-
-def test_hits_in_flight_count_against_cap() -> None:
-    queue = HitQueue(4, 10**6)
+def test_entries_in_flight_count_against_caps() -> None:
+    queue = HitQueue(4, 1000)
     for number in range(4):
-        queue.offer(hit(number))
-    taken = queue.take(3)
+        queue.offer(entry(number, 200))
+    taken = queue.take(3, 10**6)
     assert queue.reserved == 3
-    assert queue.limit == 1
-    assert not queue.offer(hit(9))  # 1 queued + 3 in flight = 4
+    assert queue.reserved_bytes == 600
+    assert queue.queued_bytes == 200
+    assert queue.total_bytes == 800
+    assert not queue.offer(entry(9, 10))  # 1 queued + 3 in flight = 4 hits
 
-    queue.release(len(taken))
+    queue.release(taken)
     assert queue.reserved == 0
-    assert queue.offer(hit(10))
+    assert queue.reserved_bytes == 0
+    assert queue.offer(entry(10, 800))
 
 
-def test_put_back_returns_hits_to_head() -> None:
+def test_take_stops_at_byte_budget() -> None:
+    queue = HitQueue(100, 10**6)
+    for number in range(5):
+        queue.offer(entry(number, 100))
+    # Each entry costs its size plus one comma: 3 entries need 303 bytes.
+    assert queue.take(100, 303) == [entry(0, 100), entry(1, 100), entry(2, 100)]
+    assert queue.take(100, 201) == [entry(3, 100)]
+    assert queue.queued_bytes == 100
+    assert queue.take(100, 1) == [entry(4, 100)]
+
+
+def test_take_gives_large_first_entry_alone() -> None:
+    queue = HitQueue(100, 10**6)
+    queue.offer(entry(0, 5000))
+    queue.offer(entry(1, 10))
+    assert queue.take(100, 1000) == [entry(0, 5000)]
+    assert queue.take(100, 1000) == [entry(1, 10)]
+
+
+def test_put_back_returns_entries_to_head() -> None:
     queue = HitQueue(10, 10**6)
     for number in range(4):
-        queue.offer(hit(number))
-    taken = queue.take(2)
-    queue.offer(hit(4))
+        queue.offer(entry(number))
+    taken = queue.take(2, 10**6)
+    queue.offer(entry(4))
     queue.put_back(taken)
     assert queue.reserved == 0
-    assert queue.take(10) == [hit(0), hit(1), hit(2), hit(3), hit(4)]
-
-
-def test_hits_for_bytes_at_least_one() -> None:
-    queue = HitQueue(10, 10**6, hit_bytes=400)
-    assert queue.hits_for_bytes(1_000_000) == 2500
-    assert queue.hits_for_bytes(100) == 1
+    assert queue.reserved_bytes == 0
+    assert queue.queued_bytes == 50
+    assert queue.take(10, 10**6) == [entry(0), entry(1), entry(2), entry(3), entry(4)]
 
 
 def test_reset_empties_queue_and_flight() -> None:
     queue = HitQueue(5, 10**6)
     for number in range(5):
-        queue.offer(hit(number))
-    queue.take(2)
+        queue.offer(entry(number))
+    queue.take(2, 10**6)
     queue.reset()
     assert len(queue) == 0
     assert queue.reserved == 0
-    assert queue.limit == 5
+    assert queue.total_bytes == 0
+    assert queue.offer(entry(9))
 
 
 @pytest.mark.parametrize(
@@ -119,46 +127,49 @@ def test_invalid_caps_rejected(max_hits: int, max_bytes: int, message: str) -> N
 
 operations = st.lists(
     st.one_of(
-        st.tuples(st.just("offer"), st.integers(1, 5)),
+        st.tuples(st.just("offer"), st.integers(10, 900)),
         st.tuples(st.just("take"), st.integers(1, 7)),
-        st.tuples(st.just("release"), st.integers(1, 7)),
+        st.tuples(st.just("take_bytes"), st.integers(1, 2000)),
+        st.tuples(st.just("release"), st.just(0)),
         st.tuples(st.just("put_back"), st.just(0)),
-        st.tuples(st.just("measure"), st.integers(50, 3000)),
     ),
     max_size=60,
 )
 
 
 @given(operations)
-def test_cap_and_order_hold_for_any_sequence(ops: list[tuple[str, int]]) -> None:
-    queue = HitQueue(12, 8000, hit_bytes=400)
+def test_caps_and_order_hold_for_any_sequence(ops: list[tuple[str, int]]) -> None:
+    queue = HitQueue(12, 4000)
     next_number = 0
-    in_flight: list[list[Hit]] = []
+    in_flight: list[list[bytes]] = []
     delivered: list[int] = []
     for operation, amount in ops:
         if operation == "offer":
-            for _ in range(amount):
-                if queue.offer(hit(next_number)):
-                    next_number += 1
-        elif operation == "take":
-            batch = queue.take(amount)
+            if queue.offer(entry(next_number, amount)):
+                next_number += 1
+        elif operation in ("take", "take_bytes"):
+            max_hits, max_bytes = (amount, 10**6) if operation == "take" else (100, amount)
+            batch = queue.take(max_hits, max_bytes)
+            if len(batch) > 1:
+                assert sum(len(item) + 1 for item in batch) <= max_bytes
             if batch:
                 in_flight.append(batch)
         elif operation == "release" and in_flight:
             batch = in_flight.pop(0)
-            delivered.extend(int(str(item["url"]).rsplit("/", 1)[1]) for item in batch)
-            queue.release(len(batch))
+            delivered.extend(number_of(item) for item in batch)
+            queue.release(batch)
         elif operation == "put_back" and in_flight:
             # Only the newest batch can go back without breaking the order.
             queue.put_back(in_flight.pop())
-        elif operation == "measure":
-            queue.record_encoded(10, amount * 10)
 
+        flying = [item for batch in in_flight for item in batch]
         assert len(queue) + queue.reserved <= queue.max_hits
-        assert queue.reserved == sum(len(batch) for batch in in_flight)
-        assert queue.limit >= 0
+        assert queue.total_bytes <= queue.max_bytes
+        assert queue.reserved == len(flying)
+        assert queue.reserved_bytes == sum(map(len, flying))
+        assert queue.queued_bytes == sum(map(len, queue))
 
     remaining = [item for batch in in_flight for item in batch] + list(queue)
-    numbers = delivered + [int(str(item["url"]).rsplit("/", 1)[1]) for item in remaining]
+    numbers = delivered + [number_of(item) for item in remaining]
     assert numbers == sorted(numbers)
     assert len(numbers) == len(set(numbers))

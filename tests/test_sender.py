@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from asgi_matomo.sender import ENCODE_SLICE_HITS, EXPIRY_AGE, FlushReport, Sender
+from asgi_matomo.sender import EXPIRY_AGE, FlushReport, Sender
 from asgi_matomo.testing import Fault, RecordingMatomo, serve_app
+from asgi_matomo.types import Hit
 from delivery_helpers import (
     HtmlErrorOnMarker,
     assert_counters_add_up,
@@ -177,59 +178,55 @@ def test_token_travels_only_in_body(matomo: Matomo) -> None:
     assert recorder.hits()[0]["cip"] == "203.0.113.9"
 
 
-SLICE_COUNTS = [
-    0,
-    1,
-    ENCODE_SLICE_HITS - 1,
-    ENCODE_SLICE_HITS,
-    ENCODE_SLICE_HITS + 1,
-    2 * ENCODE_SLICE_HITS,
-    5 * ENCODE_SLICE_HITS // 2,
-]
-
-
-@pytest.mark.parametrize("count", SLICE_COUNTS)
-@pytest.mark.parametrize("token", [None, 'tok"en\\é'])
-def test_body_in_slices_equals_one_encoding(count: int, token: str | None) -> None:
+@pytest.mark.parametrize("count", [1, 3, 250])
+@pytest.mark.parametrize("token", [None, 'tok"en\\é-123'])
+def test_body_is_encoded_hits_joined(matomo: Matomo, count: int, token: str | None) -> None:
+    recorder, url = matomo
+    if token is not None:
+        recorder.tokens = frozenset({token})
     hits = [
         make_hit(number, action_name=f'café "{number}"\\\n', cvar='{"1":["a","b"]}')
         for number in range(count)
     ]
+
+    async def scenario() -> None:
+        options = make_options(url, access_token=token, batch_max_hits=count)
+        async with Sender(options) as sender:
+            for hit in hits:
+                sender.submit(hit)
+            await sender.flush(10)
+            assert sender.stats.delivered == count
+
+    asyncio.run(scenario())
+
     expected: dict[str, object] = {"requests": hits}
     if token is not None:
         expected["token_auth"] = token
-
-    async def scenario() -> bytes:
-        sender = Sender(make_options("http://127.0.0.1:9/matomo.php", access_token=token))
-        return await sender._encode_body(hits)
-
-    body = asyncio.run(scenario())
-
-    assert body == json.dumps(expected, separators=(",", ":")).encode("ascii")
+    [request] = recorder.requests()
+    # Compact JSON with characters outside ASCII written as UTF-8.
+    assert request.body == json.dumps(expected, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def test_encoding_yields_between_slices() -> None:
-    hits = [make_hit(number) for number in range(5 * ENCODE_SLICE_HITS // 2)]
-    ticks = 0
+def test_retry_resends_encoded_bytes(matomo: Matomo) -> None:
+    recorder, url = matomo
+    recorder.fail_next(Fault(status=503))
+    hits = [make_hit(number) for number in range(5)]
 
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
+    def no_encoding(hit: object) -> bytes:
+        raise AssertionError("the sender encoded a hit again")
 
-    async def scenario() -> int:
-        sender = Sender(make_options("http://127.0.0.1:9/matomo.php"))
-        ticker = asyncio.create_task(tick())
-        await asyncio.sleep(0)
-        before = ticks
-        await sender._encode_body(hits)
-        during = ticks - before
-        ticker.cancel()
-        return during
+    async def scenario() -> None:
+        async with Sender(make_options(url)) as sender:
+            for hit in hits:
+                sender.submit(hit)
+            sender._encode_hit = no_encoding
+            await sender.flush(10)
+            assert sender.stats.delivered == 5
+            assert sender.stats.retried == 5
 
-    # Three slices: the event loop runs other tasks after the first and the second.
-    assert asyncio.run(scenario()) >= 2
+    asyncio.run(scenario())
+    first, second = recorder.requests()
+    assert first.body == second.body
 
 
 # -- Dropped hits ---------------------------------------------------------------------
@@ -254,6 +251,51 @@ def test_full_queue_drops_and_warns_once(matomo: Matomo, caplog: pytest.LogCaptu
 
     assert [hit_number(hit) for hit in recorder.hits()] == [0, 1, 2, 3, 4]
     assert len(sender_records(caplog, "queue is full")) == 1
+
+
+def encoded_size(hit: Hit) -> int:
+    """Return the size of `hit` in a bulk request body, in bytes."""
+    return len(json.dumps(hit, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def test_byte_cap_counts_exact_json_size(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://127.0.0.1:{free_port()}/matomo.php"
+    cap = 300_000
+    # Latin-1 header bytes decode to characters outside ASCII: 2 bytes each in UTF-8.
+    hits = [make_hit(number, ua="\u00e9" * (3000 * (number % 7 + 1))) for number in range(100)]
+    sender = Sender(make_options(url, queue_max_bytes=cap))
+
+    for hit in hits:
+        sender.submit(hit)
+
+    accepted = hits[: sender.stats.queued]
+    assert sender._queue.total_bytes == sum(map(encoded_size, accepted))
+    assert sender._queue.total_bytes <= cap
+    assert sender._queue.total_bytes + encoded_size(hits[len(accepted)]) > cap
+    assert sender.stats.dropped_queue_full == len(hits) - len(accepted)
+    assert len(sender_records(caplog, "queue_max_bytes=300000")) == 1
+
+
+def test_hit_larger_than_queue_dropped(matomo: Matomo, caplog: pytest.LogCaptureFixture) -> None:
+    recorder, url = matomo
+    cap = 300_000
+    huge = make_hit(1, e_n="n" * cap)
+
+    async def scenario() -> None:
+        async with Sender(make_options(url, queue_max_bytes=cap)) as sender:
+            for hit in (make_hit(0), huge, make_hit(2)):
+                sender.submit(hit)
+            await sender.flush(10)
+            assert sender.stats.dropped_queue_full == 1
+            assert sender.stats.delivered == 2
+            assert_counters_add_up(sender)
+
+    asyncio.run(scenario())
+
+    assert [hit_number(hit) for hit in recorder.hits()] == [0, 2]
+    [record] = sender_records(caplog, "more than queue_max_bytes (300000 bytes)")
+    assert record.levelno == logging.WARNING
+    assert f"Dropped a hit of {encoded_size(huge)} bytes of JSON" in record.getMessage()
 
 
 def test_expired_hits_dropped_without_token(
@@ -560,6 +602,26 @@ def test_poison_hit_without_counts_is_isolated(caplog: pytest.LogCaptureFixture)
 
     asyncio.run(scenario())
     assert [hit_number(hit) for hit in recorder.hits()] == [n for n in range(16) if n != 13]
+
+
+def test_poison_hit_with_int_key_dropped_once(matomo: Matomo) -> None:
+    recorder, url = matomo
+    recorder.poison = lambda hit: hit.get("e_c") == "bad"
+    bad = make_hit(2, e_c="bad", e_a="x")
+    bad[5] = "x"  # type: ignore[index]
+    hits = [make_hit(0), make_hit(1), bad, *(make_hit(number) for number in range(3, 20))]
+
+    async def scenario() -> None:
+        async with Sender(make_options(url, batch_max_hits=5)) as sender:
+            for hit in hits:
+                sender.submit(hit)
+            await sender.flush(20)
+            assert sender.stats.dropped_rejected == 1
+            assert sender.stats.delivered == 19
+            assert_counters_add_up(sender)
+
+    asyncio.run(scenario())
+    assert [hit_number(hit) for hit in recorder.hits()] == [n for n in range(20) if n != 2]
 
 
 def test_outage_answering_500_drops_nothing(matomo: Matomo) -> None:

@@ -4,9 +4,10 @@ The request path calls `Sender.submit`, which appends the hit to a bounded
 queue and returns: it never awaits and never raises. One asyncio task in the
 same event loop takes batches from the head of the queue and sends each as one
 bulk POST ``{"requests": [<hit>, ...], "token_auth": ...}``, with every hit a
-JSON object of parameters. A batch closes when it reaches `batch_max_hits`
-hits or about `batch_max_bytes` bytes, or when its hits have waited
-`batch_max_age` seconds.
+JSON object of parameters. `submit` encodes the hit, so the queue caps the
+exact bytes it holds and the sender only joins encoded hits into a body. A
+batch closes when it reaches `batch_max_hits` hits or `batch_max_bytes` bytes
+of body, or when its hits have waited `batch_max_age` seconds.
 
 Delivery keeps the order of requests: the next batch leaves only when the
 previous one is delivered or given up. A failed batch is retried with
@@ -34,6 +35,7 @@ import random
 import time
 import weakref
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -41,6 +43,7 @@ from typing import Any
 import httpx
 
 from .breaker import CircuitBreaker
+from .encoding import bulk_body, decode_entry, make_hit_encoder
 from .errors import (
     DeliveryError,
     HTTPStatusError,
@@ -55,7 +58,7 @@ from .retry import is_retryable, parse_retry_after, retry_delay
 from .stats import DeliveryStats
 from .types import Hit
 
-__all__ = ["ENCODE_SLICE_HITS", "EXPIRY_AGE", "FlushReport", "Sender"]
+__all__ = ["EXPIRY_AGE", "FlushReport", "Sender"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,13 +100,6 @@ def _user_agent() -> str:
 # its default headers; a client passed in the options gets it on each call.
 _REQUEST_HEADERS = {"Content-Type": "application/json"}
 
-# Hits encoded in one go. Between slices the sender yields to the event loop,
-# so encoding a batch never stalls the requests of the same loop for longer
-# than one slice: about 0.2 ms at about 2 us of json per hit (Python 3.11 on a
-# 2-core AMD EPYC VM). The slices are joined into the same bytes that one
-# call would give, and slicing added no measurable CPU per hit.
-ENCODE_SLICE_HITS = 100
-
 
 @dataclass(frozen=True)
 class FlushReport:
@@ -121,12 +117,15 @@ class FlushReport:
 
 
 class _Segment:
-    """Hits sent together in one bulk request: a batch, or a part of a split batch."""
+    """Hits sent together in one bulk request: a batch, or a part of a split batch.
+
+    `hits` are the encoded hits (see `encoding`).
+    """
 
     __slots__ = ("attempts", "failures", "first_failure", "hits", "probed_at")
 
     def __init__(
-        self, hits: list[Hit], *, attempts: int = 0, failures: int = 0, first_failure: int = -1
+        self, hits: list[bytes], *, attempts: int = 0, failures: int = 0, first_failure: int = -1
     ) -> None:
         self.hits = hits
         # Bulk requests that carried these hits so far.
@@ -183,16 +182,23 @@ class Sender:
         self._request_url = httpx.URL(options.matomo_url)
         self._log = ThrottledLog(logger, options.log_interval, secrets=(options.access_token,))
         self._expire_old_hits = options.access_token is None
+        self._encode_hit = make_hit_encoder()
         self._body_start = b'{"requests":['
         if options.access_token is None:
             self._body_end = b"]}"
         else:
-            self._body_end = f'],"token_auth":{json.dumps(options.access_token)}}}'.encode()
-        # One encoder for all batches: compact, and no NaN, which is not JSON.
-        # Hit values are str or int, so the check for circular references is skipped.
-        self._encode = json.JSONEncoder(
-            separators=(",", ":"), check_circular=False, allow_nan=False
-        ).encode
+            token = json.dumps(options.access_token, ensure_ascii=False)
+            self._body_end = f'],"token_auth":{token}}}'.encode()
+        # Bytes of encoded hits, one comma each included, that fit in a body
+        # of batch_max_bytes (see HitQueue.take).
+        self._batch_budget = (
+            options.batch_max_bytes - len(self._body_start) - len(self._body_end) + 1
+        )
+        # A batch is full at this many hits or at this many queued bytes. When
+        # the queue cannot hold a full batch, half of it wakes the sender, so
+        # that it empties the queue before new hits find it full.
+        self._wake_hits = min(options.batch_max_hits, max(1, options.queue_max_hits // 2))
+        self._wake_bytes = min(self._batch_budget, max(1, options.queue_max_bytes // 2))
         self._rng = random.Random()
         self._init_state()
         _live_senders.add(self)
@@ -201,8 +207,6 @@ class Sender:
         options = self._options
         self._pid = os.getpid()
         self._queue = HitQueue(options.queue_max_hits, options.queue_max_bytes)
-        self._wake_at = 1
-        self._update_wake_at()
         self._segments: deque[_Segment] = deque()
         self._resolved = 0  # hits taken from the queue and then delivered or given up
         self._breaker = CircuitBreaker(options.breaker_failures, options.breaker_cooldown)
@@ -225,36 +229,92 @@ class Sender:
     # -- Request path ------------------------------------------------------------
 
     def submit(self, hit: Hit) -> None:
-        """Queue `hit` for delivery, or drop and count it when the queue is full.
+        """Encode `hit` and queue it for delivery, or drop and count it when it does not fit.
 
-        Never awaits and never raises: a few attribute lookups, a deque append
-        and one counter increment in the common case.
+        Never awaits and never raises. The work is encoding the hit as JSON
+        (about 2 us for a typical hit), a deque append and a few counters.
         """
+        try:
+            entry = self._encode_hit(hit)
+        except Exception as exc:
+            self._drop_unencodable(hit, exc)
+            return
+        # HitQueue.offer, inlined because this runs for every request.
         queue = self._queue
-        if len(queue) < queue.limit:
-            queue.append(hit)
+        size = len(entry)
+        queued_bytes = queue.queued_bytes + size
+        if (
+            len(queue) + queue.reserved < queue.max_hits
+            and queued_bytes + queue.reserved_bytes <= queue.max_bytes
+        ):
+            queue.append(entry)
+            queue.queued_bytes = queued_bytes
             self.stats.queued += 1
-            if len(queue) == self._wake_at:
+            # Wake the sender when this hit completes a batch; a queue that was
+            # already past the threshold has woken it before.
+            wake_bytes = self._wake_bytes
+            if len(queue) == self._wake_hits or queued_bytes - size < wake_bytes <= queued_bytes:
                 self._wake_sender()
         else:
-            self._drop_queue_full()
+            self._drop_queue_full(size)
 
     def _wake_sender(self) -> None:
         # RuntimeError: the event belongs to a loop that is closed.
         with contextlib.suppress(RuntimeError):
             self._wake.set()
 
-    def _drop_queue_full(self) -> None:
+    def _drop_queue_full(self, size: int) -> None:
         try:
             self.stats.dropped_queue_full += 1
+            queue = self._queue
+            if size > queue.max_bytes:
+                self._log.log(
+                    logging.WARNING,
+                    "hit_too_large",
+                    "Dropped a hit of %d bytes of JSON, which is more than queue_max_bytes "
+                    "(%d bytes) allows for all queued hits together. Raise queue_max_bytes, "
+                    "or keep large values out of the hit.",
+                    size,
+                    queue.max_bytes,
+                )
+                return
+            # A sender that waits for more hits sends what is queued now.
+            self._wake_sender()
             self._log.log(
                 logging.WARNING,
                 "queue_full",
-                "Dropped a hit because the Matomo queue is full (%d hits, about %d bytes "
-                "queued or in flight). Delivery is failing or slower than traffic: %s",
-                len(self._queue) + self._queue.reserved,
-                self._queue.estimated_bytes,
+                "Dropped a hit because the Matomo queue is full (%d hits, %d bytes queued or "
+                "in flight; queue_max_hits=%d, queue_max_bytes=%d). Delivery is failing or "
+                "slower than traffic: %s",
+                len(queue) + queue.reserved,
+                queue.total_bytes,
+                queue.max_hits,
+                queue.max_bytes,
                 self.stats.last_error or "no delivery error so far",
+            )
+        except Exception:  # noqa: S110 - the request path must never fail because of a log
+            pass
+
+    def _drop_unencodable(self, hit: Hit, error: Exception) -> None:
+        """Count a hit that JSON cannot encode as queued and rejected, and log its parameters."""
+        try:
+            # Counted as queued too, so that queued still adds up to the outcomes.
+            self._resolved += 1
+            self.stats.queued += 1
+            self.stats.dropped_rejected += 1
+            names = sorted(
+                str(name)
+                for name, value in hit.items()
+                if not isinstance(name, str) or not isinstance(value, (str, int))
+            )
+            self._log.log(
+                logging.ERROR,
+                "unencodable",
+                "Dropped a hit that cannot be encoded as JSON (%s: %s). Parameter names must "
+                "be str and values str or int; check the parameters %s",
+                type(error).__name__,
+                error,
+                ", ".join(names) or "(none found)",
             )
         except Exception:  # noqa: S110 - the request path must never fail because of a log
             pass
@@ -470,27 +530,21 @@ class Sender:
 
     async def _run(self) -> None:
         due = 0  # queued hits to send now, even if they do not fill a batch
+        queue = self._queue
         try:
             while True:
                 if not self._segments:
-                    queued = len(self._queue)
-                    full = queued >= self._wake_at
+                    queued = len(queue)
+                    full = queued >= self._wake_hits or queue.queued_bytes >= self._wake_bytes
                     if not full and not (queued and (due > 0 or self._urgent())):
                         due = await self._wait_for_batch()
                         continue
-                    hits = self._queue.take(self._batch_size())
+                    hits = queue.take(self._options.batch_max_hits, self._batch_budget)
                     due -= len(hits)
                     self._segments.append(_Segment(hits))
                 await self._deliver_next()
         finally:
             self._requeue_segments()
-
-    def _batch_size(self) -> int:
-        options = self._options
-        return min(options.batch_max_hits, self._queue.hits_for_bytes(options.batch_max_bytes))
-
-    def _update_wake_at(self) -> None:
-        self._wake_at = max(1, min(self._batch_size(), self._queue.capacity))
 
     async def _wait_for_batch(self) -> int:
         """Wait for a full batch, a flush or `batch_max_age`; return the hits due by age."""
@@ -570,7 +624,7 @@ class Sender:
                 self._segments.insert(2, following.part(1, failures=following.failures))
             probe = self._segments[1]
         else:
-            hits = self._queue.take(1)
+            hits = self._queue.take(1, self._batch_budget)
             if not hits:
                 return front
             probe = _Segment(hits)
@@ -586,17 +640,7 @@ class Sender:
             self._resolve(segment)
             return
 
-        try:
-            body = await self._encode_body(segment.hits)
-        except (TypeError, ValueError, RecursionError):
-            self._drop_unencodable(segment)
-            return
-        self._queue.record_encoded(len(segment.hits), len(body))
-        self._update_wake_at()
-        if len(body) > self._options.batch_max_bytes and len(segment.hits) > 1:
-            self._split(segment, len(segment.hits) // 2)
-            return
-
+        body = bulk_body(segment.hits, self._body_start, self._body_end)
         stats = self.stats
         stats.http_requests += 1
         if segment.attempts:
@@ -621,25 +665,6 @@ class Sender:
             )
         self._on_success(segment, tracked, invalid)
 
-    async def _encode_body(self, hits: list[Hit]) -> bytes:
-        """Return the bulk request body of `hits`, yielding to the event loop between slices.
-
-        The bytes equal those of encoding the whole list in one call: each
-        slice's JSON array loses its brackets and the slices are joined with
-        commas. The output is ASCII, since the encoder escapes other characters.
-        """
-        encode = self._encode
-        parts: list[bytes | memoryview] = [self._body_start]
-        for start in range(0, len(hits), ENCODE_SLICE_HITS):
-            if start:
-                await asyncio.sleep(0)
-                parts.append(b",")
-            encoded = encode(hits[start : start + ENCODE_SLICE_HITS]).encode()
-            # A memoryview drops the brackets without copying the bytes.
-            parts.append(memoryview(encoded)[1:-1])
-        parts.append(self._body_end)
-        return b"".join(parts)
-
     def _get_client(self) -> httpx.AsyncClient:
         if self._options.client is not None:
             return self._options.client
@@ -662,11 +687,11 @@ class Sender:
     def _resolve(self, segment: _Segment) -> None:
         """Remove a segment whose hits are all delivered or given up."""
         self._segments.remove(segment)
-        self._release(len(segment.hits))
+        self._release(segment.hits)
 
-    def _release(self, count: int) -> None:
-        self._queue.release(count)
-        self._resolved += count
+    def _release(self, hits: list[bytes]) -> None:
+        self._queue.release(hits)
+        self._resolved += len(hits)
         # Wake every flush waiting for progress; later waiters use a new event.
         progress, self._progress = self._progress, asyncio.Event()
         progress.set()
@@ -823,7 +848,7 @@ class Sender:
 
     def _drop_poison(self, segment: _Segment, error: DeliveryError) -> None:
         self.stats.dropped_rejected += 1
-        names = ", ".join(sorted(segment.hits[0]))
+        names = ", ".join(sorted(decode_entry(segment.hits[0])))
         self._log.log(
             logging.ERROR,
             "poison",
@@ -838,50 +863,25 @@ class Sender:
     def _drop_expired(self, segment: _Segment) -> None:
         hits = segment.hits
         cutoff = time.time() - EXPIRY_AGE
-        oldest = _hit_time(hits[0])
+        oldest = _hit_time(decode_entry(hits[0]))
         if oldest is not None and oldest >= cutoff + _EXPIRY_CHECK_WINDOW:
             return
-        kept = [hit for hit in hits if not _is_older(hit, cutoff)]
-        expired = len(hits) - len(kept)
+        kept: list[bytes] = []
+        expired: list[bytes] = []
+        for hit in hits:
+            (expired if _is_older(hit, cutoff) else kept).append(hit)
         if not expired:
             return
         segment.hits = kept
-        self.stats.dropped_expired += expired
+        self.stats.dropped_expired += len(expired)
         self._release(expired)
         self._log.log(
             logging.WARNING,
             "expired",
             "Dropped %d hits older than 24 hours: Matomo accepts a hit time (cdt) that "
             "old only with a token. Set access_token to keep such hits.",
-            expired,
+            len(expired),
         )
-
-    def _drop_unencodable(self, segment: _Segment) -> None:
-        kept: list[Hit] = []
-        names: set[str] = set()
-        for hit in segment.hits:
-            try:
-                self._encode([hit])
-            except (TypeError, ValueError, RecursionError):
-                names.update(
-                    name for name, value in hit.items() if not isinstance(value, (str, int))
-                )
-                continue
-            kept.append(hit)
-        dropped = len(segment.hits) - len(kept)
-        segment.hits = kept
-        self.stats.dropped_rejected += dropped
-        self._release(dropped)
-        self._log.log(
-            logging.ERROR,
-            "unencodable",
-            "Dropped %d hits that cannot be encoded as JSON: the values of parameters %s "
-            "must be str or int",
-            dropped,
-            ", ".join(sorted(names)) or "(unknown)",
-        )
-        if not kept:
-            self._resolve(segment)
 
     # -- Splitting ------------------------------------------------------------------
 
@@ -1000,7 +1000,7 @@ def _failing_index(error: DeliveryError, sent: int) -> int | None:
     return None
 
 
-def _hit_time(hit: Hit) -> float | None:
+def _hit_time(hit: Mapping[str, Any]) -> float | None:
     """Return the UNIX time of a hit's `cdt`, or None when it has none that parses."""
     value = hit.get("cdt")
     if isinstance(value, int):
@@ -1016,8 +1016,11 @@ def _hit_time(hit: Hit) -> float | None:
     return None
 
 
-def _is_older(hit: Hit, cutoff: float) -> bool:
-    moment = _hit_time(hit)
+def _is_older(entry: bytes, cutoff: float) -> bool:
+    """Return True when the encoded hit has a time (cdt) before `cutoff`."""
+    if b'"cdt":' not in entry:
+        return False  # Without cdt, Matomo uses the time it receives the hit.
+    moment = _hit_time(decode_entry(entry))
     return moment is not None and moment < cutoff
 
 

@@ -32,7 +32,8 @@ class DeliveryStats:
     - `invalid`: hits Matomo reported as invalid; they are never retried.
     - `retried`: hits sent again after a failed attempt (a batch of 100 hits
       retried twice adds 200).
-    - `dropped_queue_full`: hits not queued because the queue was at its cap.
+    - `dropped_queue_full`: hits not queued because the queue was at its cap,
+      or because one hit alone is larger than `queue_max_bytes`.
     - `dropped_expired`: hits older than Matomo accepts without a token
       (24 hours), dropped before sending.
     - `dropped_rejected`: hits Matomo rejected for good. These are the hits

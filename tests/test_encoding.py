@@ -1,0 +1,90 @@
+"""Encoding hits as the JSON objects of a bulk request, and joining them into a body."""
+
+from __future__ import annotations
+
+import json
+import json.encoder
+
+import pytest
+
+from asgi_matomo.encoding import bulk_body, decode_entry, make_hit_encoder
+from asgi_matomo.types import Hit
+
+HITS: list[Hit] = [
+    {"idsite": 1, "rec": 1, "url": "https://app.example/items/1"},
+    {"idsite": 1, "action_name": 'caf\u00e9 "quoted" \\ \n\t\x01', "pf_srv": -3, "e_v": 10**30},
+    {"ua": "\U0001f600 \u2028", 5: "int key"},  # type: ignore[dict-item]
+    {},
+]
+
+
+def documented(hit: Hit) -> bytes:
+    return json.dumps(hit, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize("hit", HITS)
+def test_encoding_matches_compact_json(hit: Hit) -> None:
+    assert make_hit_encoder()(hit) == documented(hit)
+
+
+@pytest.mark.parametrize("hit", HITS)
+def test_encoding_without_c_encoder(hit: Hit, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    assert make_hit_encoder()(hit) == documented(hit)
+
+
+def test_encoder_falls_back_when_c_encoder_differs(monkeypatch: pytest.MonkeyPatch) -> None:
+    def make_wrong_encoder(*arguments: object) -> object:
+        return lambda hit, level: ["{}"]
+
+    monkeypatch.setattr(json.encoder, "c_make_encoder", make_wrong_encoder)
+    assert make_hit_encoder()(HITS[0]) == documented(HITS[0])
+
+
+def test_lone_surrogate_becomes_question_mark() -> None:
+    encoded = make_hit_encoder()({"url": "https://app.example/\udcff"})
+    assert encoded == b'{"url":"https://app.example/?"}'
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (b"bytes", TypeError),
+        (float("nan"), ValueError),
+        (object(), TypeError),
+    ],
+)
+def test_values_json_cannot_hold_raise(value: object, error: type[Exception]) -> None:
+    encode = make_hit_encoder()
+    with pytest.raises(error):
+        encode({"idsite": 1, "dimension1": value})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize("count", [1, 2, 5])
+def test_bulk_body_joins_entries(count: int) -> None:
+    encode = make_hit_encoder()
+    hits: list[Hit] = [
+        {"idsite": 1, "url": f"https://app.example/{number}"} for number in range(count)
+    ]
+    entries = [encode(hit) for hit in hits]
+
+    body = bulk_body(entries, b'{"requests":[', b'],"token_auth":"t"}')
+
+    assert json.loads(body) == {"requests": hits, "token_auth": "t"}
+    assert len(body) == sum(map(len, entries)) + count - 1 + len(
+        '{"requests":[],"token_auth":"t"}'
+    )
+    assert len(entries) == count  # the entries themselves are left alone
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        (b'{"idsite":1,"url":"x"}', {"idsite": 1, "url": "x"}),
+        (b"[1, 2]", {}),
+        (b"not json", {}),
+        (b'{"a":"\xc3\xa9"}', {"a": "\u00e9"}),
+    ],
+)
+def test_decode_entry(entry: bytes, expected: dict[str, object]) -> None:
+    assert decode_entry(entry) == expected
