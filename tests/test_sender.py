@@ -771,6 +771,85 @@ def test_ensure_started_needs_running_loop(matomo: Matomo) -> None:
     asyncio.run(scenario())
 
 
+def test_failure_lines_name_url_without_password(caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+    url = f"http://user:s3cret-pass@127.0.0.1:{port}/matomo.php"
+    shown = f"http://127.0.0.1:{port}/matomo.php"
+
+    async def scenario() -> None:
+        sender = Sender(make_options(url, breaker_failures=2))
+        await sender.start()
+        sender.submit(make_hit(0))
+        await asyncio.sleep(0.3)
+        assert sender.stats.last_error is not None
+        assert shown in sender.stats.last_error
+        await sender.aclose(timeout=0.1)
+
+    asyncio.run(scenario())
+
+    [retry, *_] = sender_records(caplog, "Sending 1 hit to Matomo failed")
+    assert f"request to {shown} failed (ConnectError" in retry.getMessage()
+    [breaker] = sender_records(caplog, "pausing delivery")
+    assert f"Delivery to Matomo at {shown} failed 2 times in a row" in breaker.getMessage()
+    assert "s3cret-pass" not in caplog.text
+    assert "user:" not in caplog.text
+
+
+def test_shutdown_promises_no_later_retry(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://127.0.0.1:{free_port()}/matomo.php"
+
+    async def scenario() -> None:
+        options = make_options(
+            url, retry_initial_delay=20.0, retry_max_delay=60.0, breaker_failures=1
+        )
+        sender = Sender(options)
+        await sender.start()
+        sender.submit(make_hit(0))
+        await sender.aclose(timeout=1.0)
+
+    asyncio.run(scenario())
+
+    [retry] = sender_records(caplog, "Sending 1 hit to Matomo failed")
+    assert "Retrying in" not in retry.getMessage()
+    assert "Shutdown deadline in 1.0 s; 1 hit pending" in retry.getMessage()
+    assert sender_records(caplog, "pausing delivery") == []
+
+
+def test_summary_repeats_last_error(caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+
+    async def scenario() -> None:
+        sender = Sender(make_options(f"http://127.0.0.1:{port}/matomo.php"))
+        await sender.start()
+        sender.submit(make_hit(0))
+        await sender.aclose(timeout=0.2)
+
+    asyncio.run(scenario())
+
+    [record] = sender_records(caplog, "sender stopped")
+    assert record.levelno == logging.ERROR
+    message = record.getMessage()
+    assert message.startswith("Matomo sender stopped: 0 hits delivered, 1 pending and lost")
+    assert f". Last error: request to http://127.0.0.1:{port}/matomo.php failed" in message
+
+
+def test_summary_counts_one_hit_singular(matomo: Matomo, caplog: pytest.LogCaptureFixture) -> None:
+    _, url = matomo
+    caplog.set_level(logging.INFO, SENDER_LOGGER)
+
+    async def scenario() -> None:
+        sender = Sender(make_options(url))
+        await sender.start()
+        sender.submit(make_hit(0))
+        await sender.aclose()
+
+    asyncio.run(scenario())
+
+    [record] = sender_records(caplog, "sender stopped")
+    assert record.getMessage().startswith("Matomo sender stopped: 1 hit delivered, 0 pending")
+    assert "Last error" not in record.getMessage()
+
+
 # -- HTTP client ----------------------------------------------------------------------------
 
 

@@ -92,13 +92,20 @@ class InvalidResponseError(DeliveryError):
 
 
 @contextmanager
-def translate_httpx_errors() -> Iterator[None]:
-    """Raise httpx request errors raised inside the block as `TransportError`."""
+def translate_httpx_errors(url: str) -> Iterator[None]:
+    """Raise the errors of an HTTP request made inside the block as `TransportError`.
+
+    `url` names the request's target in the messages; pass it without
+    credentials, because the messages end up in logs.
+    """
     try:
         yield
     except httpx.TimeoutException as exc:
-        raise DeliveryTimeout(f"request to Matomo timed out ({type(exc).__name__})") from exc
+        raise DeliveryTimeout(f"request to {url} timed out ({type(exc).__name__})") from exc
     except httpx.RequestError as exc:
         # ConnectError, ReadError, RemoteProtocolError, ProxyError, DecodingError, ...
-        detail = str(exc) or "no detail"
-        raise TransportError(f"request to Matomo failed ({type(exc).__name__}: {detail})") from exc
+        raise TransportError(f"request to {url} failed ({_describe(exc)})") from exc
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc) or 'no detail'}"

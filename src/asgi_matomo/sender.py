@@ -101,6 +101,11 @@ def _user_agent() -> str:
 _REQUEST_HEADERS = {"Content-Type": "application/json"}
 
 
+def _hits(count: int) -> str:
+    """Return "1 hit" or "<count> hits", for log lines."""
+    return "1 hit" if count == 1 else f"{count} hits"
+
+
 @dataclass(frozen=True)
 class FlushReport:
     """Result of a flush: hits delivered and given up during it, and hits still pending.
@@ -181,6 +186,8 @@ class Sender:
         # Parsed once rather than on every POST.
         self._request_url = httpx.URL(options.matomo_url)
         self._log = ThrottledLog(logger, options.log_interval, secrets=(options.access_token,))
+        # matomo_url as it may appear in logs and errors.
+        self._display_url = self._log.redact(_display_url(options.matomo_url))
         self._expire_old_hits = options.access_token is None
         self._encode_hit = make_hit_encoder()
         self._body_start = b'{"requests":['
@@ -219,6 +226,7 @@ class Sender:
         self._failing_since: float | None = None
         self._flush_requests = 0
         self._closing = False
+        self._shutdown_deadline: float | None = None  # time.monotonic() when aclose() gives up
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
@@ -283,10 +291,10 @@ class Sender:
             self._log.log(
                 logging.WARNING,
                 "queue_full",
-                "Dropped a hit because the Matomo queue is full (%d hits, %d bytes queued or "
-                "in flight; queue_max_hits=%d, queue_max_bytes=%d). Delivery is failing or "
+                "Dropped a hit because the Matomo queue is full (%s, %d bytes queued or in "
+                "flight; queue_max_hits=%d, queue_max_bytes=%d). Delivery is failing or "
                 "slower than traffic: %s",
-                len(queue) + queue.reserved,
+                _hits(len(queue) + queue.reserved),
                 queue.total_bytes,
                 queue.max_hits,
                 queue.max_bytes,
@@ -412,6 +420,7 @@ class Sender:
         if self._pid != os.getpid():
             self._reset_after_fork()
         self._closing = True
+        self._shutdown_deadline = time.monotonic() + timeout
         report = FlushReport(delivered=0, pending=self.pending_count(), dropped=0)
         try:
             report = await self.flush(timeout)
@@ -419,6 +428,7 @@ class Sender:
             await self._stop_task()
             await self._close_client()
             self._closing = False
+            self._shutdown_deadline = None
             self._log_summary()
         return report
 
@@ -465,19 +475,15 @@ class Sender:
             level = logging.WARNING
         else:
             level = logging.INFO
-        logger.log(
-            level,
-            "Matomo sender stopped: %d hits delivered, %d pending and lost, %d dropped "
-            "(%d queue full, %d expired, %d rejected, %d unconfirmed), %d invalid",
-            stats.delivered,
-            pending,
-            stats.dropped,
-            stats.dropped_queue_full,
-            stats.dropped_expired,
-            stats.dropped_rejected,
-            stats.dropped_unconfirmed,
-            stats.invalid,
+        text = (
+            f"Matomo sender stopped: {_hits(stats.delivered)} delivered, {pending} pending "
+            f"and lost, {stats.dropped} dropped ({stats.dropped_queue_full} queue full, "
+            f"{stats.dropped_expired} expired, {stats.dropped_rejected} rejected, "
+            f"{stats.dropped_unconfirmed} unconfirmed), {stats.invalid} invalid"
         )
+        if (pending or stats.dropped) and stats.last_error:
+            text += f". Last error: {stats.last_error}"
+        logger.log(level, "%s", self._log.redact(text))
 
     # -- Task and process lifecycle ------------------------------------------------------
 
@@ -651,9 +657,9 @@ class Sender:
         try:
             client = self._get_client()
             headers = None if client is self._client else _REQUEST_HEADERS
-            with translate_httpx_errors():
+            with translate_httpx_errors(self._display_url):
                 response = await client.post(self._request_url, content=body, headers=headers)
-            tracked, invalid = _read_response(response, len(segment.hits))
+            tracked, invalid = _read_response(response, len(segment.hits), self._display_url)
         except DeliveryError as error:
             self._on_failure(segment, error)
             return
@@ -708,21 +714,22 @@ class Sender:
             self._log.log(
                 logging.WARNING,
                 "invalid",
-                "Matomo rejected %d of %d hits as invalid. Matomo rejects a hit with an "
+                "Matomo rejected %d of %s as invalid. Matomo rejects a hit with an "
                 "unknown idsite, and a hit with cip or a cdt older than 24 hours unless "
                 "access_token is a token with write access to the site.",
                 invalid,
-                sent,
+                _hits(sent),
             )
         if unconfirmed:
             self._log.log(
                 logging.ERROR,
                 "unconfirmed",
-                "Matomo confirmed only %d tracked and %d invalid of %d hits; the other %d "
-                "are counted as lost and not sent again, since some of the batch is stored",
+                "Matomo at %s confirmed only %d tracked and %d invalid of %s. The other %d "
+                "are counted as lost and not sent again, since some of the batch is stored.",
+                self._display_url,
                 tracked,
                 invalid,
-                sent,
+                _hits(sent),
                 unconfirmed,
             )
 
@@ -736,7 +743,8 @@ class Sender:
             self._log.log(
                 logging.INFO,
                 "recovered",
-                "Delivery to Matomo works again after %.0f s of failures",
+                "Delivery to Matomo at %s works again after %.0f s of failures",
+                self._display_url,
                 time.monotonic() - self._failing_since,
             )
         self._failing_since = None
@@ -788,32 +796,40 @@ class Sender:
             retry_after_max=options.retry_after_max,
             rng=self._rng,
         )
+        now = time.monotonic()
         self._previous_delay = min(delay, options.retry_max_delay)
-        self._retry_at = time.monotonic() + delay
+        self._retry_at = now + delay
         if self._failing_since is None:
-            self._failing_since = time.monotonic()
-
+            self._failing_since = now
         opened = self._breaker.record_failure()
         if error is None:
             return
+
+        deadline = self._shutdown_deadline if self._closing else None
+        if deadline is not None and self._retry_at >= deadline:
+            # No retry happens before aclose() gives up, so promise none.
+            next_step = f"Shutdown deadline in {max(0.0, deadline - now):.1f} s"
+        else:
+            next_step = f"Retrying in {delay:.1f} s"
         self._log.log(
             logging.WARNING,
             "retry",
-            "Sending %d hits to Matomo failed: %s. Retrying in %.1f s; %d hits pending",
-            sent,
+            "Sending %s to Matomo failed: %s. %s; %s pending",
+            _hits(sent),
             error,
-            delay,
-            self.pending_count(),
+            next_step,
+            _hits(self.pending_count()),
         )
-        if opened:
+        if opened and deadline is None:
             self._log.log(
                 logging.WARNING,
                 "breaker",
-                "Matomo failed %d times in a row; pausing delivery for %.0f s while hits "
-                "keep queueing (up to %d hits)",
+                "Delivery to Matomo at %s failed %d times in a row; pausing delivery for "
+                "%.0f s while hits keep queueing (up to %s)",
+                self._display_url,
                 self._breaker.consecutive_failures,
                 max(delay, self._breaker.cooldown),
-                options.queue_max_hits,
+                _hits(options.queue_max_hits),
             )
 
     def _reject(self, segment: _Segment, error: DeliveryError) -> None:
@@ -823,12 +839,12 @@ class Sender:
             self._log.log(
                 logging.ERROR,
                 "redirect",
-                "Dropped %d hits: Matomo at %s redirected the bulk request (%d) to %s. "
+                "Dropped %s: Matomo at %s redirected the bulk request (%d) to %s. "
                 "Set matomo_url to the URL of the redirect target; redirects are not "
                 "followed, since a redirected POST may lose its body or carry the token "
                 "to another server.",
-                sent,
-                _display_url(self._url),
+                _hits(sent),
+                self._display_url,
                 error.status_code,
                 error.location or "no Location header",
             )
@@ -836,9 +852,9 @@ class Sender:
             self._log.log(
                 logging.ERROR,
                 "rejected",
-                "Dropped %d hits: Matomo rejected the bulk request (%s). Requests with "
-                "this status are not retried; check matomo_url and access_token.",
-                sent,
+                "Dropped %s: %s. Requests with this status are not retried; check "
+                "matomo_url and access_token.",
+                _hits(sent),
                 error,
             )
         # The server responded, so the breaker counts no failure.
@@ -878,9 +894,9 @@ class Sender:
         self._log.log(
             logging.WARNING,
             "expired",
-            "Dropped %d hits older than 24 hours: Matomo accepts a hit time (cdt) that "
+            "Dropped %s older than 24 hours: Matomo accepts a hit time (cdt) that "
             "old only with a token. Set access_token to keep such hits.",
-            len(expired),
+            _hits(len(expired)),
         )
 
     # -- Splitting ------------------------------------------------------------------
@@ -912,13 +928,17 @@ class Sender:
 # -- Helpers without state ---------------------------------------------------------
 
 
-def _read_response(response: httpx.Response, sent: int) -> tuple[int, int]:
-    """Return (tracked, invalid) from a bulk response, or raise a `DeliveryError`."""
+def _read_response(response: httpx.Response, sent: int, url: str) -> tuple[int, int]:
+    """Return (tracked, invalid) from a bulk response, or raise a `DeliveryError`.
+
+    `url` names Matomo in the error messages.
+    """
     status = response.status_code
     if 300 <= status < 400:
         location = response.headers.get("location")
         raise RedirectError(
-            f"Matomo responded {status} {response.reason_phrase} with Location {location!r}",
+            f"Matomo at {url} responded {status} {response.reason_phrase} "
+            f"with Location {location!r}",
             status_code=status,
             location=location,
         )
@@ -927,7 +947,7 @@ def _read_response(response: httpx.Response, sent: int) -> tuple[int, int]:
     if not 200 <= status < 300:
         data = _json_object(response.content)
         raise HTTPStatusError(
-            f"Matomo responded {status} {response.reason_phrase}",
+            f"Matomo at {url} responded {status} {response.reason_phrase}",
             status_code=status,
             retry_after=parse_retry_after(response.headers.get("retry-after")),
             tracked=_count(data.get("tracked")) if data.get("status") == "error" else None,
@@ -938,24 +958,26 @@ def _read_response(response: httpx.Response, sent: int) -> tuple[int, int]:
     if not data:
         start = response.content[:60].decode("utf-8", "replace")
         raise InvalidResponseError(
-            f"Matomo responded {status} with a body that is not a bulk tracking result: {start!r}",
+            f"Matomo at {url} responded {status} with a body that is not a bulk tracking "
+            f"result: {start!r}",
             retryable=True,
         )
     if data.get("status") != "success":
         raise InvalidResponseError(
-            f"Matomo responded {status} with status {data.get('status')!r}", retryable=True
+            f"Matomo at {url} responded {status} with status {data.get('status')!r}",
+            retryable=True,
         )
     tracked = _count(data.get("tracked"))
     invalid = _count(data.get("invalid", 0))
     if tracked is None or invalid is None:
         raise InvalidResponseError(
-            f"Matomo responded {status} without valid tracked and invalid counts",
+            f"Matomo at {url} responded {status} without valid tracked and invalid counts",
             retryable=True,
         )
     if tracked == 0 and invalid == 0 and sent > 0:
         raise InvalidResponseError(
-            f"Matomo responded {status} but counted none of the {sent} hits as tracked or "
-            "invalid, so it did not read the bulk request",
+            f"Matomo at {url} responded {status} but counted none of the {_hits(sent)} as "
+            "tracked or invalid, so it did not read the bulk request",
             retryable=True,
         )
     return min(tracked, sent), min(invalid, sent - min(tracked, sent))
