@@ -5,7 +5,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from asgi_matomo.errors import DeliveryTimeout, TransportError, translate_httpx_errors
+from asgi_matomo.errors import (
+    ClientError,
+    DeliveryTimeout,
+    TransportError,
+    translate_httpx_errors,
+)
 
 URL = "http://127.0.0.1:8080/matomo.php"
 REQUEST = httpx.Request("POST", URL)
@@ -29,6 +34,18 @@ REQUEST = httpx.Request("POST", URL)
             TransportError,
             f"request to {URL} failed (RemoteProtocolError: no detail)",
         ),
+        (
+            OverflowError("getsockaddrarg: port must be 0-65535."),
+            ClientError,
+            f"the HTTP client cannot send to {URL} "
+            "(OverflowError: getsockaddrarg: port must be 0-65535.)",
+        ),
+        (
+            RuntimeError("Cannot send a request, as the client has been closed."),
+            ClientError,
+            f"the HTTP client cannot send to {URL} "
+            "(RuntimeError: Cannot send a request, as the client has been closed.)",
+        ),
     ],
 )
 def test_errors_translated_with_url(
@@ -39,6 +56,10 @@ def test_errors_translated_with_url(
     assert type(caught.value) is expected_type
     assert str(caught.value) == expected_message
     assert caught.value.__cause__ is raised
+
+
+def test_client_error_is_a_transport_error() -> None:
+    assert issubclass(ClientError, TransportError)
 
 
 def test_cancellation_passes_through() -> None:

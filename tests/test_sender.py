@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from asgi_matomo import encoding
+from asgi_matomo import sender as sender_module
 from asgi_matomo.sender import EXPIRY_AGE, FlushReport, Sender
 from asgi_matomo.testing import Fault, RecordingMatomo, serve_app
 from asgi_matomo.types import Hit
@@ -622,6 +624,69 @@ def test_poison_hit_with_int_key_dropped_once(matomo: Matomo) -> None:
 
     asyncio.run(scenario())
     assert [hit_number(hit) for hit in recorder.hits()] == [n for n in range(20) if n != 2]
+
+
+def test_internal_error_drops_only_its_hit(
+    matomo: Matomo, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder, url = matomo
+    real_bulk_body = encoding.bulk_body
+
+    def failing_bulk_body(entries: list[bytes], start: bytes, end: bytes) -> bytes:
+        if any(b'/items/7"' in entry for entry in entries):
+            raise KeyError("a bug set off by hit 7")
+        return real_bulk_body(entries, start, end)
+
+    monkeypatch.setattr(sender_module, "bulk_body", failing_bulk_body)
+    hits = [make_hit(number) for number in range(16)]
+
+    async def scenario() -> None:
+        async with Sender(make_options(url, batch_max_hits=16)) as sender:
+            for hit in hits:
+                sender.submit(hit)
+            await sender.flush(10)
+            assert sender.stats.dropped_rejected == 1
+            assert sender.stats.delivered == 15
+            assert_counters_add_up(sender)
+            assert sender.stats.last_error is not None
+            assert "KeyError" in sender.stats.last_error
+
+    asyncio.run(scenario())
+
+    assert [hit_number(hit) for hit in recorder.hits()] == [n for n in range(16) if n != 7]
+    records = sender_records(caplog, "failed with an unexpected KeyError")
+    assert records
+    assert all(record.levelno == logging.ERROR for record in records)
+    assert all(record.exc_info is None for record in records)
+    assert url in records[0].getMessage()
+
+
+def test_closed_client_logged_once_and_hits_kept(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://127.0.0.1:{free_port()}/matomo.php"
+
+    async def scenario() -> None:
+        client = httpx.AsyncClient()
+        await client.aclose()
+        options = make_options(url, client=client, log_interval=60.0, breaker_failures=1000)
+        sender = Sender(options)
+        await sender.start()
+        for number in range(3):
+            sender.submit(make_hit(number))
+        await asyncio.sleep(0.5)
+        assert sender.stats.http_requests >= 3
+        assert sender.stats.dropped == 0
+        assert sender.pending_count() == 3
+        assert sender.stats.last_error is not None
+        assert url in sender.stats.last_error
+        await sender.aclose(timeout=0.1)
+
+    asyncio.run(scenario())
+
+    [record] = sender_records(caplog, "Cannot send hits to Matomo")
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is None
+    assert "\n" not in record.getMessage()
+    assert f"the HTTP client cannot send to {url} (RuntimeError:" in record.getMessage()
 
 
 def test_outage_answering_500_drops_nothing(matomo: Matomo) -> None:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import httpx
 
 __all__ = [
+    "ClientError",
     "DeliveryError",
     "DeliveryTimeout",
     "HTTPStatusError",
@@ -38,6 +39,15 @@ class TransportError(DeliveryError):
 
 class DeliveryTimeout(TransportError):
     """Connecting, sending the request or reading the response took longer than its timeout."""
+
+
+class ClientError(TransportError):
+    """The HTTP client raised an error that is not one of its request errors.
+
+    Such an error comes from the configuration or the client, not from the
+    network: a port outside 0-65535 in `matomo_url`, or a `client` that its
+    owner has closed. It repeats on every attempt until that is fixed.
+    """
 
 
 class HTTPStatusError(DeliveryError):
@@ -105,6 +115,9 @@ def translate_httpx_errors(url: str) -> Iterator[None]:
     except httpx.RequestError as exc:
         # ConnectError, ReadError, RemoteProtocolError, ProxyError, DecodingError, ...
         raise TransportError(f"request to {url} failed ({_describe(exc)})") from exc
+    except Exception as exc:
+        # OverflowError for an invalid port, RuntimeError for a closed client, ...
+        raise ClientError(f"the HTTP client cannot send to {url} ({_describe(exc)})") from exc
 
 
 def _describe(exc: Exception) -> str:

@@ -13,7 +13,9 @@ Delivery keeps the order of requests: the next batch leaves only when the
 previous one is delivered or given up. A failed batch is retried with
 backoff (see `retry`), a circuit breaker pauses delivery during outages
 (see `breaker`), and a batch that keeps failing while Matomo accepts other
-hits is split until the hit that makes it fail is found and dropped.
+hits is split until the hit that makes it fail is found and dropped. An
+unexpected exception while sending a batch is treated the same way, so one
+bad hit can never stop delivery.
 
 Duplicates: Matomo rolls back a bulk request that fails (its default
 ``bulk_requests_use_transaction = 1``), so retrying a failed batch stores no
@@ -45,6 +47,7 @@ import httpx
 from .breaker import CircuitBreaker
 from .encoding import bulk_body, decode_entry, make_hit_encoder
 from .errors import (
+    ClientError,
     DeliveryError,
     HTTPStatusError,
     InvalidResponseError,
@@ -584,19 +587,15 @@ class Sender:
         # flush that starts during a later wait cuts that wait short.
         self._interrupt.clear()
 
-        segment = self._choose_segment()
+        segment = self._segments[0]
         try:
+            segment = self._choose_segment()
             await self._attempt(segment)
         except Exception as exc:
-            # A bug or a misused client (closed by its owner) must not stop delivery.
-            self._note_error(f"internal error: {exc!r}")
-            self._log.log(
-                logging.ERROR,
-                "internal",
-                "Sending hits to Matomo failed unexpectedly; retrying",
-                exc_info=exc,
-            )
-            self._schedule_retry(None)
+            # A bug, possibly set off by one odd hit, must not stop delivery.
+            self._on_internal_error(segment, exc)
+            # Yield, so that a bug that repeats for every batch cannot hold the event loop.
+            await asyncio.sleep(0)
 
     def _choose_segment(self) -> _Segment:
         """Return the front segment, or a one-hit probe when the front may be a poison hit.
@@ -655,9 +654,9 @@ class Sender:
         self._attempt_count += 1
         started = time.monotonic()
         try:
-            client = self._get_client()
-            headers = None if client is self._client else _REQUEST_HEADERS
             with translate_httpx_errors(self._display_url):
+                client = self._get_client()
+                headers = None if client is self._client else _REQUEST_HEADERS
                 response = await client.post(self._request_url, content=body, headers=headers)
             tracked, invalid = _read_response(response, len(segment.hits), self._display_url)
         except DeliveryError as error:
@@ -691,7 +690,11 @@ class Sender:
     # -- Outcomes ---------------------------------------------------------------------
 
     def _resolve(self, segment: _Segment) -> None:
-        """Remove a segment whose hits are all delivered or given up."""
+        """Remove a segment whose hits are all delivered or given up.
+
+        Callers count the outcome of the hits after this returns, so that a
+        failure here leaves the counters consistent with the segments.
+        """
         self._segments.remove(segment)
         self._release(segment.hits)
 
@@ -703,6 +706,7 @@ class Sender:
         progress.set()
 
     def _on_success(self, segment: _Segment, tracked: int, invalid: int) -> None:
+        self._resolve(segment)
         stats = self.stats
         sent = len(segment.hits)
         unconfirmed = max(0, sent - tracked - invalid)
@@ -710,6 +714,23 @@ class Sender:
         stats.invalid += invalid
         stats.dropped_unconfirmed += unconfirmed
         stats.batches_sent += 1
+
+        self._last_success = self._attempt_count
+        self._probe = None
+        self._probe_failed = False
+        self._previous_delay = None
+        self._retry_at = 0.0
+        self._breaker.record_success()
+        failing_since, self._failing_since = self._failing_since, None
+
+        if failing_since is not None:
+            self._log.log(
+                logging.INFO,
+                "recovered",
+                "Delivery to Matomo at %s works again after %.0f s of failures",
+                self._display_url,
+                time.monotonic() - failing_since,
+            )
         if invalid:
             self._log.log(
                 logging.WARNING,
@@ -732,23 +753,6 @@ class Sender:
                 _hits(sent),
                 unconfirmed,
             )
-
-        self._last_success = self._attempt_count
-        self._probe = None
-        self._probe_failed = False
-        self._previous_delay = None
-        self._retry_at = 0.0
-        self._breaker.record_success()
-        if self._failing_since is not None:
-            self._log.log(
-                logging.INFO,
-                "recovered",
-                "Delivery to Matomo at %s works again after %.0f s of failures",
-                self._display_url,
-                time.monotonic() - self._failing_since,
-            )
-        self._failing_since = None
-        self._resolve(segment)
 
     def _on_failure(self, segment: _Segment, error: DeliveryError) -> None:
         self._note_error(str(error))
@@ -785,7 +789,8 @@ class Sender:
 
         self._schedule_retry(error, sent=sent)
 
-    def _schedule_retry(self, error: DeliveryError | None, *, sent: int = 0) -> None:
+    def _schedule_retry(self, error: DeliveryError, *, sent: int) -> None:
+        """Set the time of the next attempt after `error`, count it for the breaker, and log it."""
         options = self._options
         retry_after = error.retry_after if isinstance(error, HTTPStatusError) else None
         delay = retry_delay(
@@ -802,8 +807,6 @@ class Sender:
         if self._failing_since is None:
             self._failing_since = now
         opened = self._breaker.record_failure()
-        if error is None:
-            return
 
         deadline = self._shutdown_deadline if self._closing else None
         if deadline is not None and self._retry_at >= deadline:
@@ -811,15 +814,27 @@ class Sender:
             next_step = f"Shutdown deadline in {max(0.0, deadline - now):.1f} s"
         else:
             next_step = f"Retrying in {delay:.1f} s"
-        self._log.log(
-            logging.WARNING,
-            "retry",
-            "Sending %s to Matomo failed: %s. %s; %s pending",
-            _hits(sent),
-            error,
-            next_step,
-            _hits(self.pending_count()),
-        )
+        pending = _hits(self.pending_count())
+        if isinstance(error, ClientError):
+            self._log.log(
+                logging.ERROR,
+                "client",
+                "Cannot send hits to Matomo: %s. Check matomo_url and the client option. "
+                "%s; %s pending, kept in the queue until the queue is full.",
+                error,
+                next_step,
+                pending,
+            )
+        else:
+            self._log.log(
+                logging.WARNING,
+                "retry",
+                "Sending %s to Matomo failed: %s. %s; %s pending",
+                _hits(sent),
+                error,
+                next_step,
+                pending,
+            )
         if opened and deadline is None:
             self._log.log(
                 logging.WARNING,
@@ -833,8 +848,13 @@ class Sender:
             )
 
     def _reject(self, segment: _Segment, error: DeliveryError) -> None:
+        self._resolve(segment)
         sent = len(segment.hits)
         self.stats.dropped_rejected += sent
+        # The server responded, so the breaker counts no failure.
+        self._previous_delay = None
+        self._retry_at = 0.0
+
         if isinstance(error, RedirectError):
             self._log.log(
                 logging.ERROR,
@@ -857,13 +877,12 @@ class Sender:
                 _hits(sent),
                 error,
             )
-        # The server responded, so the breaker counts no failure.
-        self._previous_delay = None
-        self._retry_at = 0.0
-        self._resolve(segment)
 
     def _drop_poison(self, segment: _Segment, error: DeliveryError) -> None:
+        self._resolve(segment)
         self.stats.dropped_rejected += 1
+        self._retry_at = 0.0
+
         names = ", ".join(sorted(decode_entry(segment.hits[0])))
         self._log.log(
             logging.ERROR,
@@ -871,10 +890,8 @@ class Sender:
             "Dropped a hit that made Matomo fail (%s) in every bulk request that "
             "contained it, while Matomo accepted other hits. Its parameters: %s",
             error,
-            names,
+            names or "(none)",
         )
-        self._retry_at = 0.0
-        self._resolve(segment)
 
     def _drop_expired(self, segment: _Segment) -> None:
         hits = segment.hits
@@ -889,8 +906,9 @@ class Sender:
         if not expired:
             return
         segment.hits = kept
-        self.stats.dropped_expired += len(expired)
         self._release(expired)
+        self.stats.dropped_expired += len(expired)
+
         self._log.log(
             logging.WARNING,
             "expired",
@@ -898,6 +916,42 @@ class Sender:
             "old only with a token. Set access_token to keep such hits.",
             _hits(len(expired)),
         )
+
+    def _on_internal_error(self, segment: _Segment, exc: Exception) -> None:
+        """Split or drop a segment whose sending raised an exception that is not a delivery error.
+
+        Such an exception is a bug, possibly set off by one odd hit. So the
+        segment is split in halves until the hit that raises is alone, and that
+        hit is dropped. Every other hit is sent on.
+        """
+        self._note_error(f"internal error while sending to {self._display_url}: {exc!r}")
+        if segment is self._probe:
+            self._probe = None
+        if not any(part is segment for part in self._segments):
+            # The hits were delivered or given up before the exception, and counted.
+            self._log_internal_error(exc, "after the hits were handled")
+            return
+        sent = len(segment.hits)
+        if sent > 1:
+            self._split(segment, sent // 2)
+            self._log_internal_error(exc, f"splitting a batch of {_hits(sent)} to find its cause")
+            return
+        self._resolve(segment)
+        self.stats.dropped_rejected += 1
+        names = ", ".join(sorted(decode_entry(segment.hits[0])))
+        self._log_internal_error(exc, f"dropped the hit with parameters {names or '(none)'}")
+
+    def _log_internal_error(self, exc: Exception, action: str) -> None:
+        self._log.log(
+            logging.ERROR,
+            "internal",
+            "Sending hits to Matomo at %s failed with an unexpected %s: %s; %s",
+            self._display_url,
+            type(exc).__name__,
+            exc,
+            action,
+        )
+        logger.debug("Traceback of the unexpected error in the Matomo sender", exc_info=exc)
 
     # -- Splitting ------------------------------------------------------------------
 

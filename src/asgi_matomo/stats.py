@@ -39,7 +39,8 @@ class DeliveryStats:
     - `dropped_rejected`: hits Matomo rejected for good. These are the hits
       of a batch that got a 4xx response other than 408 and 429 or a redirect,
       a hit that made every batch containing it fail, and a hit that cannot be
-      encoded as JSON.
+      encoded as JSON. A hit whose sending raised an unexpected exception in
+      the sender is counted here too.
     - `dropped_unconfirmed`: hits that Matomo left out of the counts of a
       partly successful response. They are not retried because the response
       does not tell which hits of the batch were stored.
