@@ -6,8 +6,10 @@ import asyncio
 import json
 import logging
 import os
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import httpx
 import pytest
@@ -604,6 +606,87 @@ def test_poison_hit_without_counts_is_isolated(caplog: pytest.LogCaptureFixture)
 
     asyncio.run(scenario())
     assert [hit_number(hit) for hit in recorder.hits()] == [n for n in range(16) if n != 13]
+
+
+def test_transient_500_keeps_isolated_hit(matomo: Matomo) -> None:
+    recorder, url = matomo
+    failures_left = 3
+
+    def fails_three_times(hit: Mapping[str, str]) -> bool:
+        # Hit 3 fails two bulk requests, which splits it out, and then once on its
+        # own, like a hit that meets a deadlock three times.
+        nonlocal failures_left
+        if hit_number(hit) == 3 and failures_left:
+            failures_left -= 1
+            return True
+        return False
+
+    recorder.poison = fails_three_times
+    hits = [make_hit(number) for number in range(10)]
+
+    async def scenario() -> None:
+        async with Sender(make_options(url, batch_max_hits=10)) as sender:
+            for hit in hits:
+                sender.submit(hit)
+            await sender.flush(10)
+            assert sender.stats.dropped == 0
+            assert sender.stats.delivered == 10
+            assert_counters_add_up(sender)
+
+    asyncio.run(scenario())
+    assert_in_request_order(recorder.hits(), hits)
+
+
+class RandomServerErrors:
+    """ASGI app that responds 500 to a random share of requests and passes the rest to `app`.
+
+    Half of the 500 responses carry Matomo's counts, which blame a random hit.
+    """
+
+    def __init__(self, app: RecordingMatomo, share: float, seed: int) -> None:
+        self.app = app
+        self.share = share
+        self.rng = random.Random(seed)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.rng.random() < self.share:
+            while (await receive()).get("more_body", False):
+                pass
+            body = b""
+            if self.rng.random() < 0.5:
+                counts = {"status": "error", "tracked": self.rng.randrange(4), "invalid": 0}
+                body = json.dumps(counts).encode()
+            await send({"type": "http.response.start", "status": 500, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_500s_drop_no_hit(seed: int) -> None:
+    recorder = RecordingMatomo()
+    hits = [make_hit(number) for number in range(300)]
+
+    async def scenario() -> None:
+        with serve_app(RandomServerErrors(recorder, 0.5, seed)) as base_url:
+            options = make_options(
+                f"{base_url}/matomo.php",
+                batch_max_hits=20,
+                retry_initial_delay=0.001,
+                retry_max_delay=0.005,
+                breaker_failures=1000,
+            )
+            async with Sender(options) as sender:
+                for hit in hits:
+                    sender.submit(hit)
+                await sender.flush(60)
+                assert sender.stats.dropped == 0
+                assert sender.stats.delivered == 300
+                assert_counters_add_up(sender)
+
+    asyncio.run(scenario())
+    assert_in_request_order(recorder.hits(), hits)
+    assert len(recorder.hits()) == 300
 
 
 def test_poison_hit_with_int_key_dropped_once(matomo: Matomo) -> None:

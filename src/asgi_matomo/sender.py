@@ -61,7 +61,7 @@ from .retry import is_retryable, parse_retry_after, retry_delay
 from .stats import DeliveryStats
 from .types import Hit
 
-__all__ = ["EXPIRY_AGE", "FlushReport", "Sender"]
+__all__ = ["EXPIRY_AGE", "POISON_STRIKES", "STRIKE_FAILURES", "FlushReport", "Sender"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +78,19 @@ EXPIRY_AGE = 86_400 - 60
 # younger hits. One hour covers every request shorter than that.
 _EXPIRY_CHECK_WINDOW = 3600
 
-# A batch that failed this many times with a response from Matomo (a 500, or a
-# 2xx that confirms nothing) is split in two to find the hit that makes it fail.
+# A batch that failed this many times in a row with a response from Matomo (a
+# 500, or a 2xx that confirms nothing) is split in two to find the hit that
+# makes it fail. One failure is enough once Matomo accepted other hits since.
 SPLIT_AFTER_FAILURES = 2
+
+# A hit sent on its own earns a strike when it fails STRIKE_FAILURES times in
+# a row after Matomo accepted some other request, and it is dropped as poison
+# at POISON_STRIKES strikes. A hit that always fails is dropped after 9
+# failures on its own and 2 probes. A valid hit that ended up alone needs the
+# same 9 failures, a chance of at most 0.3 ** 9 (2e-5) when Matomo fails 30 %
+# of requests at random.
+STRIKE_FAILURES = 3
+POISON_STRIKES = 3
 
 # After a probe failed (so Matomo was failing for every hit), the next probe
 # waits until the front hit has failed this many times.
@@ -127,30 +137,57 @@ class FlushReport:
 class _Segment:
     """Hits sent together in one bulk request: a batch, or a part of a split batch.
 
-    `hits` are the encoded hits (see `encoding`).
+    `hits` are the encoded hits (see `encoding`). The marks are values of
+    `Sender._attempt_count`, compared with `Sender._last_success` to tell
+    whether Matomo accepted a request since.
     """
 
-    __slots__ = ("attempts", "failures", "first_failure", "hits", "probed_at")
+    __slots__ = (
+        "attempts",
+        "blamed",
+        "failures",
+        "first_failure",
+        "hits",
+        "last_failure",
+        "probed_at",
+        "strike_mark",
+        "strikes",
+    )
 
     def __init__(
-        self, hits: list[bytes], *, attempts: int = 0, failures: int = 0, first_failure: int = -1
+        self,
+        hits: list[bytes],
+        *,
+        attempts: int = 0,
+        first_failure: int = -1,
+        last_failure: int = -1,
     ) -> None:
         self.hits = hits
         # Bulk requests that carried these hits so far.
         self.attempts = attempts
-        # Failures with a response from Matomo since the segment was made.
-        self.failures = failures
-        # Sender._attempt_count at the first failure of these hits, or -1.
+        # Failures with a response from Matomo since the segment was made, with
+        # no successful request in between.
+        self.failures = 0
+        # Attempt of the first failure of these hits, or -1.
         self.first_failure = first_failure
+        # Attempt of the latest failure of these hits, or -1.
+        self.last_failure = last_failure
         # Value of `failures` when the hit after this segment was last sent as a probe.
         self.probed_at = 0
+        # The hit that the counts of Matomo's latest error response blamed, if any.
+        self.blamed: bytes | None = None
+        # For a single hit: strikes so far (see STRIKE_FAILURES), and the attempt
+        # after which Matomo must accept a request for the next strike to count.
+        self.strikes = 0
+        self.strike_mark = first_failure
 
-    def part(self, start: int, stop: int | None = None, *, failures: int = 0) -> _Segment:
+    def part(self, start: int, stop: int | None = None) -> _Segment:
+        """Return a new segment of some of these hits, which keeps their failure history."""
         return _Segment(
             self.hits[start:stop],
             attempts=self.attempts,
-            failures=failures,
             first_failure=self.first_failure,
+            last_failure=self.last_failure,
         )
 
 
@@ -226,6 +263,7 @@ class Sender:
         self._last_success = -1  # _attempt_count of the last successful request
         self._probe: _Segment | None = None  # the segment sent as a probe, while in flight
         self._probe_failed = False  # a probe failed since the last successful request
+        self._probe_next = False  # the next attempt is a probe, sent without waiting
         self._failing_since: float | None = None
         self._flush_requests = 0
         self._closing = False
@@ -576,8 +614,12 @@ class Sender:
         return True
 
     async def _deliver_next(self) -> None:
-        """Wait for the retry delay and the breaker, then send one segment."""
-        while True:
+        """Wait for the retry delay and the breaker, then send one segment.
+
+        A probe goes without waiting, even while the breaker is open: it is
+        one hit, sent right after a response from Matomo.
+        """
+        while not self._probe_next:
             wait = self._retry_at - time.monotonic()
             if not self._urgent():
                 wait = max(wait, self._breaker.time_until_probe())
@@ -600,23 +642,23 @@ class Sender:
     def _choose_segment(self) -> _Segment:
         """Return the front segment, or a one-hit probe when the front may be a poison hit.
 
-        A single hit that failed repeatedly while no other request succeeded
-        is either poison or hit by an outage. Sending the next hit separates the
+        A single hit that failed STRIKE_FAILURES times in a row is either
+        poison or hit by a failing Matomo. Sending the next hit separates the
         two cases: if that one is accepted, Matomo works and the front hit is
-        tried once more, then dropped if it fails again. During an outage the
-        probe fails too. Probes then wait for the front hit's 16th, 32nd, ...
-        failure, so that after an outage the front hit is almost always the
-        first one sent again.
+        tried again, and its next run of failures is a strike. During an outage
+        the probe fails too. Probes then wait for the front hit's 16th, 32nd, ...
+        failure. A probe goes right after the front hit's failure and only
+        then, so that after an outage the front hit is almost always the first
+        one sent again.
         """
         front = self._segments[0]
         failures = front.failures
+        probe_next, self._probe_next = self._probe_next, False
         if (
-            len(front.hits) > 1
-            or failures < SPLIT_AFTER_FAILURES
-            or failures & (failures - 1)  # not a power of two
+            not probe_next
+            or len(front.hits) > 1
             or front.probed_at == failures
-            or self._last_success > front.first_failure
-            or (self._probe_failed and failures < _PROBE_AGAIN_AFTER_FAILURES)
+            or self._last_success > front.last_failure
         ):
             return front
 
@@ -625,8 +667,8 @@ class Sender:
         if len(self._segments) > 1:
             following = self._segments[1]
             if len(following.hits) > 1:
-                self._segments[1] = following.part(0, 1, failures=following.failures)
-                self._segments.insert(2, following.part(1, failures=following.failures))
+                self._segments[1] = following.part(0, 1)
+                self._segments.insert(2, following.part(1))
             probe = self._segments[1]
         else:
             hits = self._queue.take(1, self._batch_budget)
@@ -637,6 +679,15 @@ class Sender:
         front.probed_at = failures
         self._probe = probe
         return probe
+
+    def _probe_due(self, failures: int) -> bool:
+        """Return True when a single hit that failed `failures` times in a row needs a probe."""
+        if failures < STRIKE_FAILURES:
+            return False
+        if self._probe_failed and failures < _PROBE_AGAIN_AFTER_FAILURES:
+            return False
+        # After the first probe, probe again only at the 4th, 8th, 16th, ... failure.
+        return failures == STRIKE_FAILURES or not failures & (failures - 1)
 
     async def _attempt(self, segment: _Segment) -> None:
         if self._expire_old_hits:
@@ -769,28 +820,63 @@ class Sender:
             return
         if was_probe:
             self._probe_failed = True
-
+        probe_now = False
         if _may_be_caused_by_hits(error):
-            if segment.first_failure < 0:
-                segment.first_failure = self._attempt_count
-            segment.failures += 1
-            others_succeeded = self._last_success > segment.first_failure
-            if sent == 1 and segment.failures >= SPLIT_AFTER_FAILURES and others_succeeded:
+            probe_now = self._count_failure(segment, error)
+            if segment.strikes >= POISON_STRIKES:
                 self._drop_poison(segment, error)
                 return
-            failing_index = _failing_index(error, sent)
-            if failing_index is not None:
+        self._probe_next = probe_now
+        self._schedule_retry(error, sent=sent, probe_now=probe_now)
+
+    def _count_failure(self, segment: _Segment, error: DeliveryError) -> bool:
+        """Record a failure that a hit of `segment` may cause, then split the segment.
+
+        A single hit earns a strike when it failed STRIKE_FAILURES times in a
+        row after Matomo accepted some other request. Return True when the
+        next attempt is a probe (see `_choose_segment`). The probe goes at
+        once, because an outage that ends between this failure and the probe
+        lets the probe's hit arrive before the front hit.
+        """
+        attempt = self._attempt_count
+        if self._last_success > segment.last_failure:
+            # Matomo accepted a request since the previous failure of these hits.
+            segment.failures = 0
+            segment.probed_at = 0
+            segment.blamed = None
+        if segment.first_failure < 0:
+            segment.first_failure = attempt
+            segment.strike_mark = attempt
+        segment.failures += 1
+        segment.last_failure = attempt
+
+        sent = len(segment.hits)
+        if sent == 1:
+            if segment.failures >= STRIKE_FAILURES and self._last_success > segment.strike_mark:
+                segment.strikes += 1
+                segment.strike_mark = attempt
+            return segment is self._segments[0] and self._probe_due(segment.failures)
+
+        failing_index = _failing_index(error, sent)
+        if failing_index is not None:
+            # A transient error, such as a deadlock, blames a hit at random. So a
+            # hit is split out only when two failures in a row blame it.
+            blamed = segment.hits[failing_index]
+            if blamed is segment.blamed:
                 self._isolate(segment, failing_index)
-            elif sent > 1 and (
-                segment.failures >= SPLIT_AFTER_FAILURES
-                or (others_succeeded and segment.failures >= 1)
-            ):
-                self._split(segment, sent // 2)
+            else:
+                segment.blamed = blamed
+        elif (
+            segment.failures >= SPLIT_AFTER_FAILURES or self._last_success > segment.first_failure
+        ):
+            self._split(segment, sent // 2)
+        return False
 
-        self._schedule_retry(error, sent=sent)
+    def _schedule_retry(self, error: DeliveryError, *, sent: int, probe_now: bool = False) -> None:
+        """Set the time of the next attempt after `error`, count it for the breaker, and log it.
 
-    def _schedule_retry(self, error: DeliveryError, *, sent: int) -> None:
-        """Set the time of the next attempt after `error`, count it for the breaker, and log it."""
+        `probe_now` sends the next attempt, a probe, without waiting.
+        """
         options = self._options
         retry_after = error.retry_after if isinstance(error, HTTPStatusError) else None
         delay = retry_delay(
@@ -802,7 +888,10 @@ class Sender:
             rng=self._rng,
         )
         now = time.monotonic()
-        self._previous_delay = min(delay, options.retry_max_delay)
+        if probe_now:
+            delay = 0.0
+        else:
+            self._previous_delay = min(delay, options.retry_max_delay)
         self._retry_at = now + delay
         if self._failing_since is None:
             self._failing_since = now
@@ -812,6 +901,8 @@ class Sender:
         if deadline is not None and self._retry_at >= deadline:
             # No retry happens before aclose() gives up, so promise none.
             next_step = f"Shutdown deadline in {max(0.0, deadline - now):.1f} s"
+        elif probe_now:
+            next_step = "Sending the next hit at once to check that Matomo accepts others"
         else:
             next_step = f"Retrying in {delay:.1f} s"
         pending = _hits(self.pending_count())
@@ -887,9 +978,10 @@ class Sender:
         self._log.log(
             logging.ERROR,
             "poison",
-            "Dropped a hit that made Matomo fail (%s) in every bulk request that "
-            "contained it, while Matomo accepted other hits. Its parameters: %s",
+            "Dropped a hit that made Matomo fail (%s) at least %d times on its own, while "
+            "Matomo accepted other hits in between. Its parameters: %s",
             error,
+            STRIKE_FAILURES * POISON_STRIKES,
             names or "(none)",
         )
 
@@ -967,7 +1059,7 @@ class Sender:
         parts = []
         if index > 0:
             parts.append(segment.part(0, index))
-        parts.append(segment.part(index, index + 1, failures=segment.failures))
+        parts.append(segment.part(index, index + 1))
         if index + 1 < len(segment.hits):
             parts.append(segment.part(index + 1))
         del self._segments[position]
