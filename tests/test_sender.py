@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import gc
 import json
 import logging
 import os
 import random
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -996,6 +999,73 @@ def test_summary_counts_one_hit_singular(matomo: Matomo, caplog: pytest.LogCaptu
     [record] = sender_records(caplog, "sender stopped")
     assert record.getMessage().startswith("Matomo sender stopped: 1 hit delivered, 0 pending")
     assert "Last error" not in record.getMessage()
+
+
+# -- Without a lifespan -------------------------------------------------------------------
+
+
+def test_start_without_lifespan_warns_once(
+    matomo: Matomo, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, url = matomo
+    registered: list[tuple[object, ...]] = []
+    monkeypatch.setattr(atexit, "register", lambda *args: registered.append(args))
+
+    async def scenario() -> None:
+        sender = Sender(make_options(url))
+        sender.ensure_started()
+        sender.ensure_started()
+        await sender.aclose()
+        sender.ensure_started()
+        await sender.aclose()
+
+    asyncio.run(scenario())
+
+    [record] = sender_records(caplog, "runs no ASGI lifespan")
+    assert record.levelno == logging.WARNING
+    assert "hits still queued when the process exits are lost" in record.getMessage()
+    assert "uvicorn --lifespan on" in record.getMessage()
+    assert len(registered) == 1
+
+
+def test_start_with_lifespan_does_not_warn(
+    matomo: Matomo, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, url = matomo
+    registered: list[tuple[object, ...]] = []
+    monkeypatch.setattr(atexit, "register", lambda *args: registered.append(args))
+
+    async def scenario() -> None:
+        sender = Sender(make_options(url))
+        await sender.start()
+        sender.ensure_started()
+        await sender.aclose()
+
+    asyncio.run(scenario())
+
+    assert sender_records(caplog, "lifespan") == []
+    assert registered == []
+
+
+def test_hits_lost_at_exit_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    sender = Sender(make_options(f"http://127.0.0.1:{free_port()}/matomo.php"))
+    sender.submit(make_hit(0))
+    sender.submit(make_hit(1))
+
+    sender_module._log_hits_lost_at_exit(weakref.ref(sender))
+
+    [record] = sender_records(caplog, "at exit")
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().startswith("2 hits still queued for Matomo at exit are lost")
+
+
+def test_exit_hook_quiet_without_pending_hits(caplog: pytest.LogCaptureFixture) -> None:
+    sender = Sender(make_options(f"http://127.0.0.1:{free_port()}/matomo.php"))
+    sender_module._log_hits_lost_at_exit(weakref.ref(sender))
+    reference = weakref.ref(Sender(make_options("http://127.0.0.1:9/matomo.php")))
+    gc.collect()
+    sender_module._log_hits_lost_at_exit(reference)
+    assert sender_records(caplog, "at exit") == []
 
 
 # -- HTTP client ----------------------------------------------------------------------------

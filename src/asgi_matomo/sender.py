@@ -1,13 +1,13 @@
 """Background delivery of hits to Matomo's bulk tracking endpoint.
 
-The request path calls `Sender.submit`, which appends the hit to a bounded
-queue and returns: it never awaits and never raises. One asyncio task in the
-same event loop takes batches from the head of the queue and sends each as one
-bulk POST ``{"requests": [<hit>, ...], "token_auth": ...}``, with every hit a
-JSON object of parameters. `submit` encodes the hit, so the queue caps the
-exact bytes it holds and the sender only joins encoded hits into a body. A
-batch closes when it reaches `batch_max_hits` hits or `batch_max_bytes` bytes
-of body, or when its hits have waited `batch_max_age` seconds.
+The request path calls `Sender.submit`, which encodes the hit as JSON, appends
+it to a bounded queue and returns: it never awaits and never raises. So the
+queue caps the exact bytes it holds. One asyncio task in the same event loop
+takes batches from the head of the queue and sends each as one bulk POST
+``{"requests": [<hit>, ...], "token_auth": ...}``, with every hit a JSON
+object of parameters that the task only joins into the body. A batch closes
+when it reaches `batch_max_hits` hits or `batch_max_bytes` bytes of body, or
+when its hits have waited `batch_max_age` seconds.
 
 Delivery keeps the order of requests: the next batch leaves only when the
 previous one is delivered or given up. A failed batch is retried with
@@ -28,6 +28,7 @@ its hits are stored twice.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import calendar
 import contextlib
 import json
@@ -203,6 +204,24 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch - absent on Windows onl
     os.register_at_fork(after_in_child=_reset_senders_after_fork)
 
 
+def _log_hits_lost_at_exit(sender_ref: weakref.ref[Sender]) -> None:
+    """Log the hits that a sender without a lifespan still holds when the process exits."""
+    sender = sender_ref()
+    if sender is None:
+        return
+    try:
+        pending = sender.pending_count()
+        if pending:
+            logger.warning(
+                "%s still queued for Matomo at exit %s lost, because the server ran "
+                "no ASGI lifespan to deliver them at shutdown",
+                _hits(pending),
+                "is" if pending == 1 else "are",
+            )
+    except Exception:  # noqa: S110 - nothing may delay or break the exit of the process
+        pass
+
+
 class Sender:
     """Deliver hits to Matomo in bulk from a background task of the running event loop.
 
@@ -246,6 +265,8 @@ class Sender:
         # that it empties the queue before new hits find it full.
         self._wake_hits = min(options.batch_max_hits, max(1, options.queue_max_hits // 2))
         self._wake_bytes = min(self._batch_budget, max(1, options.queue_max_bytes // 2))
+        self._started_by_lifespan = False
+        self._exit_hook_registered = False
         self._rng = random.Random()
         self._init_state()
         _live_senders.add(self)
@@ -383,9 +404,24 @@ class Sender:
             # flush() detect the changed loop instead.
             return
         self._start_task()
+        if self._task is not None and not self._started_by_lifespan:
+            self._warn_no_lifespan()
+
+    def _warn_no_lifespan(self) -> None:
+        """Warn once that nothing delivers the queued hits at exit, and count them at exit."""
+        if self._exit_hook_registered:
+            return
+        self._exit_hook_registered = True
+        logger.warning(
+            "The Matomo sender started with the first request because the server runs no "
+            "ASGI lifespan, so hits still queued when the process exits are lost. Enable "
+            "the lifespan (uvicorn --lifespan on) to deliver them at shutdown."
+        )
+        atexit.register(_log_hits_lost_at_exit, weakref.ref(self))
 
     async def start(self) -> None:
         """Start the background task in the running event loop (lifespan startup)."""
+        self._started_by_lifespan = True
         self._restart_if_moved()
 
     def _restart_if_moved(self) -> None:
