@@ -92,8 +92,8 @@ class InvalidResponseError(DeliveryError):
     """A 2xx response that does not confirm the hits of a bulk request.
 
     Examples: a body that is not JSON, `"status": "error"`, or no hit counted as
-    tracked or invalid. `retryable` tells whether sending the same batch again
-    is safe, that is, whether Matomo stored none of it.
+    tracked or invalid. `retryable` is True when sending the same batch again
+    is safe, that is, when Matomo stored none of it.
     """
 
     def __init__(self, message: str, *, retryable: bool) -> None:
