@@ -260,6 +260,39 @@ def test_full_queue_drops_and_warns_once(matomo: Matomo, caplog: pytest.LogCaptu
     assert len(sender_records(caplog, "queue is full")) == 1
 
 
+def test_full_queue_drops_without_encoding() -> None:
+    url = f"http://127.0.0.1:{free_port()}/matomo.php"
+    sender = Sender(make_options(url, queue_max_hits=2))
+    sender.submit(make_hit(0))
+    sender.submit(make_hit(1))
+    encoded: list[Hit] = []
+    encode = sender._encode_hit
+
+    def counting_encode(hit: Hit) -> bytes:
+        encoded.append(hit)
+        return encode(hit)
+
+    sender._encode_hit = counting_encode
+    for number in range(2, 5):
+        sender.submit(make_hit(number))
+
+    assert encoded == []
+    assert sender.stats.dropped_queue_full == 3
+    assert sender.stats.queued == 2
+    assert sender.pending_count() == 2
+
+
+def test_full_queue_counts_unencodable_hit_as_full() -> None:
+    url = f"http://127.0.0.1:{free_port()}/matomo.php"
+    sender = Sender(make_options(url, queue_max_hits=1))
+    sender.submit(make_hit(0))
+    sender.submit({**make_hit(1), "e_v": b"bytes are not JSON"})  # type: ignore[dict-item]
+
+    assert sender.stats.dropped_queue_full == 1
+    assert sender.stats.dropped_rejected == 0
+    assert sender.stats.queued == 1
+
+
 def encoded_size(hit: Hit) -> int:
     """Return the size of `hit` in a bulk request body, in bytes."""
     return len(json.dumps(hit, separators=(",", ":"), ensure_ascii=False).encode())

@@ -302,21 +302,29 @@ class Sender:
         """Encode `hit` and queue it for delivery, or drop and count it when it does not fit.
 
         Never awaits and never raises. The work is encoding the hit as JSON
-        (about 2 us for a typical hit), a deque append and a few counters.
+        (about 2 us for a typical hit), a deque append and a few counters. A
+        queue that is full for a hit of any size drops it without encoding it,
+        so a hit that could not be encoded counts as dropped_queue_full then.
         """
+        # HitQueue.offer, inlined because this runs for every request.
+        queue = self._queue
+        if (
+            len(queue) + queue.reserved >= queue.max_hits
+            or queue.queued_bytes + queue.reserved_bytes >= queue.max_bytes
+        ):
+            # While Matomo is down the queue stays full and every request
+            # ends here, so the encoding it would waste is skipped.
+            self._drop_queue_full(0)
+            return
         try:
             entry = self._encode_hit(hit)
         except Exception as exc:
             self._drop_unencodable(hit, exc)
             return
-        # HitQueue.offer, inlined because this runs for every request.
-        queue = self._queue
         size = len(entry)
         queued_bytes = queue.queued_bytes + size
-        if (
-            len(queue) + queue.reserved < queue.max_hits
-            and queued_bytes + queue.reserved_bytes <= queue.max_bytes
-        ):
+        # The number of hits was checked above, and encoding changed nothing.
+        if queued_bytes + queue.reserved_bytes <= queue.max_bytes:
             queue.append(entry)
             queue.queued_bytes = queued_bytes
             self.stats.queued += 1
@@ -348,8 +356,10 @@ class Sender:
                     queue.max_bytes,
                 )
                 return
-            # A sender that waits for more hits sends what is queued now.
-            self._wake_sender()
+            # A sender that waits for more hits sends what is queued now. The
+            # check keeps a full queue from paying for the wake on every request.
+            if not self._wake.is_set():
+                self._wake_sender()
             self._log.log(
                 logging.WARNING,
                 "queue_full",
