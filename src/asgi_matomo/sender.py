@@ -409,9 +409,9 @@ class Sender:
         """
         task = self._task
         if task is not None and not task.done():
-            # NOTE: a task of an event loop that was closed without cancelling its
-            # tasks (asyncio.run() cancels them) looks alive here; start() and
-            # flush() detect the changed loop instead.
+            # NOTE: a task of a loop closed without cancelling its tasks looks alive
+            # here (asyncio.run() does cancel them). start() and flush() detect the
+            # changed loop instead.
             return
         self._start_task()
         if self._task is not None and not self._started_by_lifespan:
