@@ -55,6 +55,25 @@ def test_repeat_within_interval_suppressed(
     assert throttled.suppressed("retry") == 2
 
 
+def test_throttled_counts_like_a_suppressed_line(
+    throttled: ThrottledLog, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert throttled.throttled("queue_full") is False  # nothing logged yet
+    assert throttled.suppressed("queue_full") == 0
+    throttled.log(logging.WARNING, "queue_full", "first")
+    clock.now += 10
+    assert throttled.throttled("queue_full") is True
+    assert throttled.throttled("retry") is False  # another kind
+    clock.now += 51
+    assert throttled.throttled("queue_full") is False
+    throttled.log(logging.WARNING, "queue_full", "second")
+
+    assert messages(caplog) == [
+        "first",
+        "second (1 similar message suppressed in the last 61 s)",
+    ]
+
+
 def test_line_after_interval_carries_count(
     throttled: ThrottledLog, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -68,6 +68,19 @@ class ThrottledLog:
         """The logger that receives the lines."""
         return self._logger
 
+    def throttled(self, kind: str) -> bool:
+        """Return True, counting the message as suppressed, when it is too soon to log `kind`.
+
+        Return False, counting nothing, when `log` would write the message.
+        A caller whose message is costly to build calls this first and skips
+        building it when it returns True.
+        """
+        last = self._last_logged.get(kind)
+        if last is not None and self._clock() - last < self._interval:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return True
+        return False
+
     def log(
         self,
         level: int,

@@ -360,6 +360,10 @@ class Sender:
             # check keeps a full queue from paying for the wake on every request.
             if not self._wake.is_set():
                 self._wake_sender()
+            # While Matomo is down every request ends here: the line's values
+            # are computed only when it is written.
+            if self._log.throttled("queue_full"):
+                return
             self._log.log(
                 logging.WARNING,
                 "queue_full",
