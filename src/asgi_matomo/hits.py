@@ -207,11 +207,14 @@ def _request_url(
         # seen_scheme has no default port, so it strips none.
         scheme = "http"
     host = forwarded.host
-    if host is None and host_header is not None:
-        host = urls.request_host(host_header)
-    if host:
+    authority: str | None
+    if host is not None:
         authority = urls.strip_default_port(host, scheme, seen_scheme)
+    elif host_header is not None:
+        authority = urls.host_authority(host_header, scheme, seen_scheme)
     else:
+        authority = None
+    if not authority:
         authority = urls.server_authority(scope.get("server"), scheme, seen_scheme)
     path = urls.encoded_path(scope.get("raw_path"), path, root_path)
     redactor = options.redact_query_params

@@ -136,14 +136,24 @@ def decode_query(query_string: bytes) -> str:
     return quote_from_bytes(query_string, safe=_RAW_QUERY_SAFE)
 
 
-# Return the Host header in lower case, or None when it is not a valid host.
-# A valid host is a DNS name, an IPv4 address or a bracketed IPv6 address,
-# with an optional port from 1 to 65535, as for forwarded hosts. Anything that
-# could change the structure of the tracked URL, such as "/", "?", "#", "@" or
-# a space, is rejected. The Host header repeats on every request, so the check
-# is cached. The cache is bounded, so a client that sends random hosts costs
-# only the check itself.
-request_host = functools.lru_cache(maxsize=256)(valid_host)
+@functools.lru_cache(maxsize=256)
+def host_authority(host_header: str, scheme: str, seen_scheme: str) -> str | None:
+    """Return the authority of the tracked URL from a Host header, or None for an invalid host.
+
+    The host is in lower case, and a port that is the default one of
+    ``scheme`` or ``seen_scheme`` is removed (see :func:`strip_default_port`).
+    A valid host is a DNS name, an IPv4 address or a bracketed IPv6 address,
+    with an optional port from 1 to 65535, as for forwarded hosts. Anything
+    that could change the structure of the tracked URL, such as "/", "?",
+    "#", "@" or a space, is rejected.
+
+    The Host header repeats on every request, so the result is cached. The
+    cache is bounded, so a client that sends random hosts costs only the check.
+    """
+    host = valid_host(host_header)
+    if host is None:
+        return None
+    return strip_default_port(host, scheme, seen_scheme)
 
 
 def server_authority(server: object, scheme: str, seen_scheme: str) -> str:
