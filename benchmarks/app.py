@@ -3,8 +3,9 @@
 uvicorn imports this module inside one of the benchmark's virtual environments.
 The environment selects the variant:
 
-- ``BENCH_VARIANT``: ``bare`` (no middleware), ``old`` (asgi-matomo 0.8.0 from
-  PyPI) or ``new`` (asgi-matomo installed from this checkout).
+- ``BENCH_VARIANT``: ``bare`` (no middleware), ``floor`` (``StatusTimingMiddleware``,
+  which tracks nothing), ``old`` (asgi-matomo 0.8.0 from PyPI) or ``new``
+  (asgi-matomo installed from this checkout).
 - ``BENCH_MATOMO_URL``: the tracking URL that the middleware sends hits to.
 - ``BENCH_MIDDLEWARE_OPTIONS``: a JSON object of extra keyword arguments for
   the ``new`` middleware, for example ``{"batch_max_hits": 1000}`` (default none).
@@ -17,6 +18,8 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -36,12 +39,53 @@ async def show_item(request: Request) -> JSONResponse:
 
 inner_app = Starlette(routes=[Route("/items/{item_id:int}", show_item)])
 
+Message = MutableMapping[str, Any]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class StatusTimingMiddleware:
+    """Pure ASGI middleware that times each HTTP request and reads its response status.
+
+    It tracks nothing and only keeps the status and duration of the last
+    request. Every tracking middleware does at least this much per request, so
+    the CPU time it adds is a lower bound for any design that tracks in the
+    app's process.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        # (response status, seconds) of the last HTTP request. The status is 0
+        # when the app sent no response start.
+        self.last_request: tuple[int, float] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        status = 0
+
+        # A plain function that returns send's awaitable saves the coroutine
+        # frame that an async wrapper would add to every message.
+        def send_reading_status(message: Message) -> Awaitable[None]:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            return send(message)
+
+        started = time.perf_counter()
+        await self.app(scope, receive, send_reading_status)
+        self.last_request = (status, time.perf_counter() - started)
+
+
 VARIANT = os.environ.get("BENCH_VARIANT", "bare")
 MATOMO_URL = os.environ.get("BENCH_MATOMO_URL", "")
 
 app: Any
 if VARIANT == "bare":
     app = inner_app
+elif VARIANT == "floor":
+    app = StatusTimingMiddleware(inner_app)
 elif VARIANT == "old":
     from asgi_matomo import MatomoMiddleware
 
@@ -52,7 +96,9 @@ elif VARIANT == "new":
     extra_options = json.loads(os.environ.get("BENCH_MIDDLEWARE_OPTIONS") or "{}")
     app = MatomoMiddleware(inner_app, matomo_url=MATOMO_URL, idsite=1, **extra_options)
 else:
-    raise ValueError(f"invalid BENCH_VARIANT {VARIANT!r}: expected 'bare', 'old' or 'new'")
+    raise ValueError(
+        f"invalid BENCH_VARIANT {VARIANT!r}: expected 'bare', 'floor', 'old' or 'new'"
+    )
 
 
 def _write_counts() -> None:

@@ -2,8 +2,9 @@
 
 Everything is created under ``benchmarks/.work/`` (git-ignored):
 
-- ``venv-new``: asgi-matomo installed from this checkout, uvicorn with uvloop and
-  httptools, starlette, httpx, and the profilers py-spy and pyinstrument.
+- ``venv-new``: asgi-matomo installed from this checkout with its ``speedups``
+  extra (orjson), uvicorn with uvloop and httptools, starlette, httpx, and the
+  profilers py-spy and pyinstrument.
 - ``venv-old``: asgi-matomo 0.8.0 from PyPI with the same uvicorn, uvloop,
   httptools and starlette versions as ``venv-new``, so that only the middleware
   differs between the two.
@@ -41,6 +42,7 @@ REPORTED_PACKAGES = (
     "starlette",
     "httpx",
     "httpcore",
+    "orjson",
     "httpx2",
     "httpcore2",
     "matomo-core",
@@ -123,10 +125,11 @@ def _setup_new(rebuild: bool, install_checkout: bool) -> None:
     if not install_checkout:
         return
     # Reinstall the checkout on every run so the benchmark measures the current
-    # source tree, then let pip add any dependency that the checkout gained.
-    print("installing asgi-matomo from the checkout into venv-new", flush=True)
+    # source tree, then let pip add any dependency that the checkout gained,
+    # orjson of the speedups extra included.
+    print("installing asgi-matomo[speedups] from the checkout into venv-new", flush=True)
     _pip_install(VENV_NEW, "--force-reinstall", "--no-deps", str(REPO_DIR))
-    _pip_install(VENV_NEW, str(REPO_DIR))
+    _pip_install(VENV_NEW, str(REPO_DIR) + "[speedups]")
 
 
 def _setup_old(rebuild: bool) -> None:

@@ -29,13 +29,21 @@ MATOMO_PATH = "/matomo.php"
 # Seconds that each scenario's endpoint waits before it responds; None means no
 # endpoint at all: the tracking URL points at a loopback port with nothing listening.
 SCENARIOS: dict[str, float | None] = {"healthy": 0.0, "slow": 2.0, "down": None}
-VARIANTS = ("bare", "old", "new")
+# The order in which every round runs them. "floor" wraps the app in a middleware
+# that only times the request and reads the response status (see app.py).
+VARIANTS = ("bare", "floor", "old", "new")
 VARIANT_NAMES = {
     "bare": "bare app",
+    "floor": "status-only middleware (tracks nothing)",
     "old": "asgi-matomo 0.8.0",
     "new": "asgi-matomo (this checkout)",
 }
-VARIANT_VENVS: dict[str, Venv] = {"bare": VENV_NEW, "old": VENV_OLD, "new": VENV_NEW}
+VARIANT_VENVS: dict[str, Venv] = {
+    "bare": VENV_NEW,
+    "floor": VENV_NEW,
+    "old": VENV_OLD,
+    "new": VENV_NEW,
+}
 # uvicorn's event loop and HTTP parser. `pip install uvicorn` gives asyncio and
 # h11; `pip install uvicorn[standard]` adds uvloop and httptools, which uvicorn
 # then picks by default.

@@ -6,7 +6,10 @@ the mean time per call. The figure is the median of the repeats' differences.
 
 - ``--variant new`` (asgi-matomo from this checkout) measures building the hit
   and putting it in the sender's queue. Between repeats the sender delivers
-  the queued hits to ``--matomo-url`` so that the queue never fills up.
+  the queued hits to ``--matomo-url`` so that the queue never fills up. With
+  ``--without-orjson`` the package cannot import orjson, as if its
+  ``speedups`` extra were not installed, and encodes hits with the standard
+  library's json.
 - ``--variant old`` (asgi-matomo 0.8.0) sends each hit inside the request, so
   its client gets a mock transport that returns 204 without a network; the
   figure is then its hit building plus the HTTP client's own work.
@@ -18,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.metadata
 import json
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -141,6 +146,15 @@ async def measure(variant: str, matomo_url: str, iterations: int, repeats: int) 
     return result
 
 
+def orjson_version() -> str | None:
+    """Return orjson's version if this process can import orjson, else None."""
+    try:
+        import orjson  # noqa: F401 (only checks that the import works)
+    except ImportError:
+        return None
+    return importlib.metadata.version("orjson")
+
+
 def _summary(values_ns: list[float]) -> dict[str, float]:
     values_us = sorted(value / 1000 for value in values_ns)
     return {
@@ -158,13 +172,27 @@ def main() -> None:
     )
     parser.add_argument("--iterations", type=int, default=5000, help="calls per repeat")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--without-orjson",
+        action="store_true",
+        help="hide orjson from asgi_matomo, which then encodes hits with the standard "
+        "library's json (only for --variant new)",
+    )
     arguments = parser.parse_args()
+    if arguments.without_orjson:
+        if arguments.variant != "new":
+            parser.error("--without-orjson applies only to --variant new")
+        # A None entry makes every later `import orjson` raise ImportError, so
+        # the package falls back to json when it builds its hit encoder.
+        sys.modules["orjson"] = None  # type: ignore[assignment]
     # uvicorn runs the load benchmark on uvloop, so the calls here run on it too.
     import uvloop
 
     result = uvloop.run(
         measure(arguments.variant, arguments.matomo_url, arguments.iterations, arguments.repeats)
     )
+    if arguments.variant == "new":
+        result["orjson_version"] = orjson_version()
     print("RESULT " + json.dumps(result))
 
 

@@ -1,10 +1,10 @@
-"""Benchmark the bare app, asgi-matomo 0.8.0 and this checkout side by side; write the report.
+"""Benchmark the bare app, a status-only middleware, asgi-matomo 0.8.0 and this checkout.
 
 Usage: python3 benchmarks/run.py [options]   (see --help and benchmarks/README.md)
 
 Sets up benchmarks/.work/ (two virtual environments and wrk), runs the
 micro-benchmarks, then the load runs in alternating order (for every round,
-server stack and scenario: bare, old, new), saves every raw figure to
+server stack and scenario: bare, floor, old, new), saves every raw figure to
 benchmarks/.work/results.json and writes docs/benchmarks.md from it. All traffic
 stays on 127.0.0.1.
 """
@@ -48,7 +48,8 @@ def _csv(allowed: tuple[str, ...]) -> Any:
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python3 benchmarks/run.py",
-        description="Benchmark the bare app, asgi-matomo 0.8.0 and this checkout on 127.0.0.1.",
+        description="Benchmark the bare app, a status-only middleware, asgi-matomo 0.8.0 "
+        "and this checkout on 127.0.0.1.",
     )
     parser.add_argument(
         "--rounds", type=int, default=5, help="load runs per stack, scenario and variant"
@@ -78,7 +79,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         "--variants",
         type=_csv(load.VARIANTS),
         default=list(load.VARIANTS),
-        help="comma-separated: bare, old (asgi-matomo 0.8.0), new (this checkout)",
+        help="comma-separated, run in the order given: bare, floor (a middleware that "
+        "only reads the response status and the time), old (asgi-matomo 0.8.0), "
+        "new (this checkout)",
     )
 
     parser.add_argument(
@@ -155,17 +158,26 @@ def _run_result_script(command: list[str]) -> dict[str, Any]:
     )
 
 
+# Runs of micro_middleware.py: the key in results["micro"]["middleware"], the
+# load variant whose environment it runs in, and its extra arguments.
+MICRO_MIDDLEWARE_RUNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("old", "old", ()),
+    ("new", "new", ()),
+    ("new_without_orjson", "new", ("--without-orjson",)),
+)
+
+
 def run_micro(settings: load.LoadSettings, variants: list[str], repeats: int) -> dict[str, Any]:
     results: dict[str, Any] = {"middleware": {}}
     pin = load.affinity_prefix(settings, "app")
     bench_dir = environment.BENCH_DIR
     with healthy_endpoint(settings) as matomo_url:
-        for variant in ("old", "new"):
+        for key, variant, extra_arguments in MICRO_MIDDLEWARE_RUNS:
             if variant not in variants:
                 continue
             venv = load.VARIANT_VENVS[variant]
-            print(f"micro-benchmark: middleware cost, {variant}", flush=True)
-            results["middleware"][variant] = _run_result_script(
+            print(f"micro-benchmark: middleware cost, {key}", flush=True)
+            results["middleware"][key] = _run_result_script(
                 [
                     *pin,
                     str(venv.python),
@@ -176,6 +188,7 @@ def run_micro(settings: load.LoadSettings, variants: list[str], repeats: int) ->
                     matomo_url,
                     "--repeats",
                     str(repeats),
+                    *extra_arguments,
                 ]
             )
         print("micro-benchmark: delivery cost per hit", flush=True)
@@ -221,7 +234,7 @@ def run_load(
                     wrk = run["wrk"]
                     print(
                         f"[{len(runs)}/{total}] round {round_number} {stack:16} {scenario:7} "
-                        f"{variant:4} {wrk['requests_per_second']:9.0f} req/s  "
+                        f"{variant:5} {wrk['requests_per_second']:9.0f} req/s  "
                         f"p50 {wrk['latency_p50_us'] / 1000:7.2f} ms  "
                         f"p99 {wrk['latency_p99_us'] / 1000:8.2f} ms  "
                         f"log lines {run['log_lines']}",
