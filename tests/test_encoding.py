@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import json.encoder
 import sys
+import tracemalloc
 
 import orjson
 import pytest
@@ -69,6 +70,24 @@ def test_orjson_is_used_when_installed() -> None:
     encode = make_hit_encoder()
     assert encode(hit) == orjson.dumps(hit)
     assert "orjson" in encode.__qualname__
+
+
+def test_encoded_hits_take_their_own_size(encoder_kind: str) -> None:
+    # The queue's byte cap counts len(entry), so an entry must not keep a
+    # larger buffer alive.
+    hit: Hit = {"idsite": 1, "url": "https://app.example/" + "a" * 400}
+    encode = make_hit_encoder()
+    size = len(encode(hit))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        entries = [encode(hit) for _ in range(1000)]
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+    assert len(entries) == 1000
+    assert grown / 1000 < size + 100
 
 
 def test_orjson_skipped_when_bytes_differ(monkeypatch: pytest.MonkeyPatch) -> None:
