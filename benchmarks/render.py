@@ -424,7 +424,9 @@ def _cost_lines(results: dict[str, Any]) -> list[str]:
         "CPU µs per request of the app process (its user plus system time during the measured "
         "load divided by the requests wrk completed in that time, the background sender "
         "included), medians of the rounds with their range. "
-        "*Added* is this checkout minus the bare app of the same round. *Budget* is what a "
+        "*Added* is this checkout minus the bare app of the same round, and its median is "
+        "taken over those per-round differences, so it can differ from the difference of the "
+        "two medians beside it. *Budget* is what a "
         f"throughput of {MIN_THROUGHPUT_RATIO} {TIMES} bare leaves for all tracking work at "
         f"saturation: bare {TIMES} (1/{MIN_THROUGHPUT_RATIO} {chr(0x2212)} 1)."
     )
@@ -577,8 +579,8 @@ def _reachability_lines(results: dict[str, Any]) -> list[str]:
         )
     lines.append(
         "- At saturation the throughput ratio is the CPU time per request in another form. "
-        "A service below saturation keeps its throughput and pays the added µs of CPU per "
-        "request."
+        "A service below saturation should keep its throughput and pay the added µs of CPU per "
+        "request. That is an inference from the CPU figures: every run here saturates the app."
     )
     return lines
 
@@ -821,8 +823,8 @@ def _reading_notes(results: dict[str, Any]) -> list[str]:
     budget = ""
     if budgets:
         budget = (
-            f" At a ratio of {MIN_THROUGHPUT_RATIO}, the bare app's CPU time per request limits "
-            "all tracking work: " + ", and ".join(budgets) + "."
+            f" At a ratio of {MIN_THROUGHPUT_RATIO}, the bare app's CPU time per request (its "
+            "median over all scenarios) limits all tracking work: " + ", and ".join(budgets) + "."
         )
     return [
         "## Reading the results",
@@ -833,7 +835,7 @@ def _reading_notes(results: dict[str, Any]) -> list[str]:
         "tracking adds to a request lowers throughput by that share. The column *added CPU µs "
         "per request* includes the background sender's work, because it runs in the same "
         f"process and event loop.{budget} A service that is not saturated pays the same CPU "
-        "time but keeps its throughput.",
+        "time but should keep its throughput (not measured here).",
         "- On a shared machine, other processes can take CPU time from wrk or from the app for "
         "part of a run. CPU time per request is steadier than requests per second.",
         "- Latency under a closed loop follows throughput: p50 is about the number of "
