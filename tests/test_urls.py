@@ -37,8 +37,23 @@ def test_host_authority_cache_is_bounded() -> None:
     for number in range(1000):
         urls.host_authority(f"host{number}.example", "https", "http")
 
-    info = urls.host_authority.cache_info()
+    info = urls._cached_host_authority.cache_info()
     assert info.currsize <= 256
+
+
+def test_long_host_header_not_cached() -> None:
+    urls._cached_host_authority.cache_clear()
+
+    assert urls.host_authority("a" * 100_000, "https", "http") is None
+    assert urls._cached_host_authority.cache_info().currsize == 0
+
+
+def test_longest_valid_host_is_cached() -> None:
+    urls._cached_host_authority.cache_clear()
+    host = "a" * 253 + ".:65535"
+
+    assert urls.host_authority(host, "https", "http") == host
+    assert urls._cached_host_authority.cache_info().currsize == 1
 
 
 @pytest.mark.parametrize(

@@ -32,9 +32,12 @@ def make_hit_encoder() -> HitEncoder:
 
     Characters outside ASCII are written as UTF-8, not as ``\\u`` escapes:
     Matomo's JSON parser reads both, and UTF-8 is up to three times shorter.
-    A lone surrogate, which UTF-8 cannot carry, becomes "?". The function
-    raises TypeError or ValueError for a value that JSON cannot represent
-    (bytes, NaN) and RecursionError for a value nested too deeply.
+    A lone surrogate, which UTF-8 cannot carry, becomes "?". Hit values are
+    str or int (see :func:`asgi_matomo.params.to_parameter`). For other
+    values the encoders differ: without orjson, the function raises TypeError
+    or ValueError for a value that JSON cannot represent (bytes, NaN, a
+    datetime) and RecursionError for a value nested too deeply, while orjson
+    writes NaN as null and encodes datetimes and UUIDs.
 
     orjson encodes the hit when it is installed and encodes a sample hit to
     the same bytes as the standard library. A hit that orjson rejects (a lone

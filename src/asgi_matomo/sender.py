@@ -302,7 +302,8 @@ class Sender:
         """Encode `hit` and queue it for delivery, or drop and count it when it does not fit.
 
         Never awaits and never raises. The work is encoding the hit as JSON
-        (about 2 us for a typical hit), a deque append and a few counters. A
+        (about 0.3 us for a typical hit with orjson, 1.7 us without), a deque
+        append and a few counters. A
         queue that is full for a hit of any size drops it without encoding it,
         so a hit that could not be encoded counts as dropped_queue_full then.
         """

@@ -136,7 +136,10 @@ def decode_query(query_string: bytes) -> str:
     return quote_from_bytes(query_string, safe=_RAW_QUERY_SAFE)
 
 
-@functools.lru_cache(maxsize=256)
+# Maximum length of a valid host: a 253-character name, a trailing "." and ":65535".
+_MAX_CACHED_HOST_LENGTH = 260
+
+
 def host_authority(host_header: str, scheme: str, seen_scheme: str) -> str | None:
     """Return the authority of the tracked URL from a Host header, or None for an invalid host.
 
@@ -148,12 +151,22 @@ def host_authority(host_header: str, scheme: str, seen_scheme: str) -> str | Non
     "#", "@" or a space, is rejected.
 
     The Host header repeats on every request, so the result is cached. The
-    cache is bounded, so a client that sends random hosts costs only the check.
+    cache stores at most 256 headers of at most 260 characters each, so a client
+    that sends random or huge hosts costs only the check.
     """
+    if len(host_header) > _MAX_CACHED_HOST_LENGTH:
+        return _host_authority(host_header, scheme, seen_scheme)
+    return _cached_host_authority(host_header, scheme, seen_scheme)
+
+
+def _host_authority(host_header: str, scheme: str, seen_scheme: str) -> str | None:
     host = valid_host(host_header)
     if host is None:
         return None
     return strip_default_port(host, scheme, seen_scheme)
+
+
+_cached_host_authority = functools.lru_cache(maxsize=256)(_host_authority)
 
 
 def server_authority(server: object, scheme: str, seen_scheme: str) -> str:
