@@ -107,6 +107,20 @@ def assert_in_request_order(stored: Sequence[Mapping[str, Any]], sent: Sequence[
         assert hit["cdt"] == str(original["cdt"]), "a hit lost its original time"
 
 
+# A recording Matomo and its URL, as the fixtures in conftest.py yield them.
+Matomo = tuple[RecordingMatomo, str]
+
+
+class FakeClock:
+    """Clock for code that takes a `clock` callable: returns `now`, which tests advance."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def serve_recorder() -> Iterator[tuple[RecordingMatomo, str]]:
     """Yield a recording Matomo served by uvicorn on loopback, with its base URL."""
     recorder = RecordingMatomo()

@@ -5,14 +5,7 @@ from __future__ import annotations
 import pytest
 
 from asgi_matomo.breaker import CircuitBreaker
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
+from delivery_helpers import FakeClock
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
 import pytest
@@ -26,34 +25,21 @@ from asgi_matomo.types import Hit
 from delivery_helpers import (
     FaultProxy,
     LoopLagMonitor,
+    Matomo,
     assert_counters_add_up,
     assert_in_request_order,
-    emptied_recorder,
     free_port,
     hit_number,
     make_hit,
     make_options,
     port_of,
-    serve_recorder,
 )
 
 pytestmark = pytest.mark.server
 
-Matomo = tuple[RecordingMatomo, str]
-
 # Generous bound on how late the event loop may wake a sleeping task while the
 # sender copes with a fault. A blocked loop (a synchronous call) would exceed it.
 MAX_LOOP_LAG = 0.5
-
-
-@pytest.fixture(scope="module")
-def served_recorder() -> Iterator[Matomo]:
-    yield from serve_recorder()
-
-
-@pytest.fixture
-def matomo(served_recorder: Matomo) -> Iterator[Matomo]:
-    yield from emptied_recorder(served_recorder)
 
 
 class Traffic:

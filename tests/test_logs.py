@@ -7,16 +7,9 @@ import logging
 import pytest
 
 from asgi_matomo.logs import MIN_SECRET_LENGTH, REDACTED, ThrottledLog
+from delivery_helpers import FakeClock
 
 LOGGER = "asgi_matomo.tests.logs"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import os
 import random
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -24,29 +24,16 @@ from asgi_matomo.testing import Fault, RecordingMatomo, serve_app
 from asgi_matomo.types import Hit
 from delivery_helpers import (
     HtmlErrorOnMarker,
+    Matomo,
     assert_counters_add_up,
     assert_in_request_order,
-    emptied_recorder,
     free_port,
     hit_number,
     make_hit,
     make_options,
-    serve_recorder,
 )
 
 pytestmark = pytest.mark.server
-
-Matomo = tuple[RecordingMatomo, str]
-
-
-@pytest.fixture(scope="module")
-def served_recorder() -> Iterator[Matomo]:
-    yield from serve_recorder()
-
-
-@pytest.fixture
-def matomo(served_recorder: Matomo) -> Iterator[Matomo]:
-    yield from emptied_recorder(served_recorder)
 
 
 SENDER_LOGGER = "asgi_matomo.sender"
