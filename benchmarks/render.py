@@ -57,7 +57,7 @@ def _stack_name(stack: str) -> str:
 
 
 def _has_variant(results: dict[str, Any], variant: str) -> bool:
-    """Return whether any load run of results is of variant."""
+    """Return True when results contain a load run of `variant`."""
     return any(run["variant"] == variant for run in results.get("load", []))
 
 
@@ -821,13 +821,13 @@ def _reading_notes(results: dict[str, Any]) -> list[str]:
         bare_cpu = _bare_cpu(results, stack)
         if bare_cpu is not None:
             budgets.append(
-                f"its {bare_cpu:.1f} µs on {_stack_name(stack)} leave {_budget(bare_cpu):.1f} µs"
+                f"{bare_cpu:.1f} µs on {_stack_name(stack)} leaves {_budget(bare_cpu):.1f} µs"
             )
     budget = ""
     if budgets:
         budget = (
-            f" At a ratio of {MIN_THROUGHPUT_RATIO}, the bare app's CPU time per request (its "
-            "median over all scenarios) limits all tracking work: " + ", and ".join(budgets) + "."
+            f" At a ratio of {MIN_THROUGHPUT_RATIO}, the bare app's CPU time per request limits "
+            "all tracking work. Its median over all scenarios of " + ", and ".join(budgets) + "."
         )
     return [
         "## Reading the results",
